@@ -1,0 +1,30 @@
+# Two entry points: `make repro` (set up + run the pipeline) and `make test` (set up + run the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+# DVC stages call `python stages/...`: make it the project's interpreter.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup repro test lint bench clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+repro: setup
+	dvc repro
+
+test: setup
+	pytest -q
+
+lint: setup
+	ruff check .
+
+bench: setup
+	python benchmarks/extract.py
+
+clean-venv:
+	rm -rf $(VENV)

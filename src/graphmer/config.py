@@ -1,0 +1,204 @@
+"""Typed views of `params.yaml`: one dataclass per section, built by name.
+
+Unknown keys and values of the wrong type are errors that name the key, so a
+typo in `params.yaml` (or in `dvc exp run -S ...`) fails loudly instead of being
+ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphmer import GraphmerError
+
+
+class ConfigError(GraphmerError):
+    """A params file that does not match the typed config."""
+
+
+# --------------------------------------------------------------------------- corpus
+
+SOURCE_KINDS = ("pypi", "npm", "git", "local")
+
+
+@dataclass
+class SourceConfig:
+    """One pinned corpus source; `kind` decides which of the other fields are required."""
+
+    name: str
+    """Folder name under data/raw/; letters, digits, '-', '_' and '.'."""
+    kind: str
+    """pypi | npm | git | local."""
+    package: str | None = None
+    """pypi/npm: the package name."""
+    version: str | None = None
+    """pypi/npm: the exact version."""
+    sha256: str | None = None
+    """pypi/npm: sha256 of the downloaded archive (hex); required, checked after download."""
+    index_url: str | None = None
+    """pypi: a package index (pip --index-url); npm: a registry (--registry). Default: tool config."""
+    url: str | None = None
+    """git: the repository URL or path."""
+    commit: str | None = None
+    """git: the full commit hash to check out."""
+    path: str | None = None
+    """local: a directory or an archive (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz, .zip)."""
+    include: list[str] = field(default_factory=lambda: ["**"])
+    """Globs (relative to the source root, `**` crosses folders) of files to keep."""
+    exclude: list[str] = field(default_factory=list)
+    """Globs of files to drop, applied after `include`."""
+
+    def __post_init__(self) -> None:
+        where = f"corpus.sources[{self.name!r}]"
+        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+            raise ConfigError(f"{where}.name must be letters, digits, '-', '_' or '.'")
+        if self.kind not in SOURCE_KINDS:
+            raise ConfigError(f"{where}.kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
+        required = {
+            "pypi": ("package", "version", "sha256"),
+            "npm": ("package", "version", "sha256"),
+            "git": ("url", "commit"),
+            "local": ("path",),
+        }[self.kind]
+        for key in required:
+            if not getattr(self, key):
+                raise ConfigError(f"{where}.{key} is required for kind {self.kind}")
+        if self.sha256 is not None and (
+            len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256.lower())
+        ):
+            raise ConfigError(f"{where}.sha256 must be 64 hex digits")
+        if self.commit is not None and (
+            len(self.commit) != 40 or any(c not in "0123456789abcdef" for c in self.commit.lower())
+        ):
+            raise ConfigError(f"{where}.commit must be a full 40-digit commit hash")
+
+
+@dataclass
+class CorpusConfig:
+    """`corpus`: the pinned sources the `fetch` stage materializes under data/raw/."""
+
+    sources: list[SourceConfig]
+    """The pinned source list."""
+    max_archive_member_bytes: int = 64 * 2**20
+    """Largest single archive member accepted (decompression-bomb guard)."""
+    max_archive_total_bytes: int = 2 * 2**30
+    """Largest total unpacked size of one archive."""
+    max_archive_members: int = 200_000
+    """Most members one archive may hold."""
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"corpus.sources: duplicate source name(s): {', '.join(dupes)}")
+        if not self.sources:
+            raise ConfigError("corpus.sources is empty: name at least one source")
+
+
+# --------------------------------------------------------------------------- extract
+
+
+@dataclass
+class ExtractConfig:
+    """`extract`: tree-sitter extraction of the code knowledge graph."""
+
+    workers: int = 0
+    """Worker processes; 0 means one per CPU core."""
+    max_file_bytes: int = 1_000_000
+    """Files larger than this are skipped with reason `too_large`."""
+    chunk_files: int = 16
+    """Files per task handed to a worker (larger: less overhead, coarser balance)."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError("extract.workers must be >= 0 (0 = all cores)")
+        if self.max_file_bytes <= 0 or self.chunk_files <= 0:
+            raise ConfigError("extract.max_file_bytes and extract.chunk_files must be > 0")
+
+    @property
+    def resolved_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+# --------------------------------------------------------------------------- building
+
+SECTIONS: dict[str, type] = {
+    "corpus": CorpusConfig,
+    "extract": ExtractConfig,
+}
+
+
+def build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass `cls` from a mapping, checking keys and types; `where` names it in errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key {where}.{unknown[0]} (known: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], f"{where}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing key {where}.{name}")
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {type(value).__name__}")
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, (int, float)):
+        # YAML reads `version: 5.10` as the float 5.1: demand quotes instead of guessing.
+        raise ConfigError(f"{where} must be a string (quote it in YAML), got {value!r}")
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections")
+    return data
+
+
+def load_all(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Every section of a params file, typed; an unknown section is an error."""
+    params = load_params(path)
+    unknown = sorted(set(params) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown params section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
+    return {name: build(cls, params.get(name, {}), name) for name, cls in SECTIONS.items()}
+
+
+def load_section(name: str, path: str | Path = "params.yaml") -> Any:
+    """The typed config of one `params.yaml` section, e.g. `load_section("corpus")`."""
+    if name not in SECTIONS:
+        raise ConfigError(f"unknown params section {name!r} (known: {', '.join(SECTIONS)})")
+    params = load_params(path)
+    return build(SECTIONS[name], params.get(name, {}), name)
