@@ -1,0 +1,1 @@
+"""The `fetch` stage: pinned sources materialized under data/raw/<source>/."""

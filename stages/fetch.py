@@ -1,0 +1,21 @@
+"""Stage `fetch`: materialize the pinned corpus (params.yaml:corpus) under data/raw/<source>/.
+
+    dvc repro fetch            # or, outside DVC: python stages/fetch.py
+
+Writes data/raw/ (replaced atomically) and metrics/corpus.json.
+"""
+
+from graphmer.cli import guarded
+from graphmer.config import load_section
+from graphmer.corpus.fetch import fetch_corpus
+
+
+def main() -> None:
+    cfg = load_section("corpus")
+    m = fetch_corpus(cfg, "data/raw", "metrics/corpus.json")
+    langs = ", ".join(f"{lang} {v['files']}" for lang, v in m["by_language"].items())
+    print(f"fetch: {m['files']} source files ({langs}); {m['skipped_files']} skipped")
+
+
+if __name__ == "__main__":
+    guarded("fetch", main)
