@@ -5,7 +5,7 @@
 Writes data/raw/ (replaced atomically) and metrics/corpus.json.
 """
 
-from graphmer.cli import guarded
+from graphmer import guarded
 from graphmer.config import load_section
 from graphmer.corpus.fetch import fetch_corpus
 

@@ -5,8 +5,14 @@ from graphmer.languages import language_of, skip_reason
 
 @pytest.mark.parametrize(
     ("path", "lang"),
-    [("a/b.py", "python"), ("A.java", "java"), ("x.js", "javascript"), ("x.mjs", "javascript"),
-     ("x.ts", None), ("README", None)],
+    [
+        ("a/b.py", "python"),
+        ("A.java", "java"),
+        ("x.js", "javascript"),
+        ("x.mjs", "javascript"),
+        ("x.ts", None),
+        ("README", None),
+    ],
 )
 def test_language_by_extension(path, lang):
     assert language_of(path) == lang

@@ -1,7 +1,22 @@
 """GraphMER-SE: graph-aware code encoders trained on a code knowledge graph."""
 
+import sys
+from collections.abc import Callable
+
 __version__ = "0.1.0"
 
 
 class GraphmerError(Exception):
     """An error a user can act on; stages print it as one line and exit non-zero."""
+
+
+def guarded(name: str, fn: Callable[[], object]) -> None:
+    """Run a stage or command; a GraphmerError becomes one line on stderr and exit status 1."""
+    try:
+        fn()
+    except GraphmerError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; no output was replaced", file=sys.stderr)
+        sys.exit(130)

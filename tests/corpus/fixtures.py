@@ -15,7 +15,7 @@ from pathlib import Path
 
 # An in-tree PEP 517 backend with no build requirements: pip can read the
 # sdist's metadata without fetching setuptools from an index.
-BACKEND = '''
+BACKEND = """
 import os
 
 def _meta():
@@ -30,7 +30,7 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     raise NotImplementedError
-'''
+"""
 
 PYPROJECT = b"""[build-system]
 requires = []
@@ -52,16 +52,18 @@ def tar_bytes(files: dict[str, bytes]) -> bytes:
 def make_pypi_index(root: Path) -> tuple[str, str]:
     """A PEP 503 index holding demo-pkg 1.0; returns (index URL, sdist sha256)."""
     top = "demo_pkg-1.0/"
-    sdist = tar_bytes({
-        top + "PKG-INFO": b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
-        top + "pyproject.toml": PYPROJECT,
-        top + "backend.py": BACKEND.encode(),
-        top + "demo/__init__.py": b"",
-        top + "demo/core.py": b"def run():\n    return 1\n",
-        top + "demo/static/app.js": b"function go() { return 1; }\n",
-        top + "demo/static/vendor/lib.js": b"var lib = 1;\n",
-        top + "docs/index.rst": b"Demo\n",
-    })
+    sdist = tar_bytes(
+        {
+            top + "PKG-INFO": b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
+            top + "pyproject.toml": PYPROJECT,
+            top + "backend.py": BACKEND.encode(),
+            top + "demo/__init__.py": b"",
+            top + "demo/core.py": b"def run():\n    return 1\n",
+            top + "demo/static/app.js": b"function go() { return 1; }\n",
+            top + "demo/static/vendor/lib.js": b"var lib = 1;\n",
+            top + "docs/index.rst": b"Demo\n",
+        }
+    )
     (root / "files").mkdir(parents=True)
     (root / "files/demo_pkg-1.0.tar.gz").write_bytes(sdist)
     sha = hashlib.sha256(sdist).hexdigest()
@@ -96,22 +98,30 @@ class _Registry(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def npm_registry() -> Iterator[tuple[str, str]]:
     """A loopback npm registry serving demo-js@1.0.0; yields (registry URL, tarball sha256)."""
-    tgz = tar_bytes({
-        "package/package.json": b'{"name": "demo-js", "version": "1.0.0"}\n',
-        "package/lib/index.js": b"export function add(a, b) { return a + b; }\n",
-        "package/lib/util.js": b"const x = require('./index');\n",
-    })
+    tgz = tar_bytes(
+        {
+            "package/package.json": b'{"name": "demo-js", "version": "1.0.0"}\n',
+            "package/lib/index.js": b"export function add(a, b) { return a + b; }\n",
+            "package/lib/util.js": b"const x = require('./index');\n",
+        }
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
     packument = {
         "name": "demo-js",
         "dist-tags": {"latest": "1.0.0"},
-        "versions": {"1.0.0": {
-            "name": "demo-js", "version": "1.0.0",
-            "dist": {"tarball": url + "demo-js/-/demo-js-1.0.0.tgz",
-                     "shasum": hashlib.sha1(tgz).hexdigest(), "integrity": integrity},
-        }},
+        "versions": {
+            "1.0.0": {
+                "name": "demo-js",
+                "version": "1.0.0",
+                "dist": {
+                    "tarball": url + "demo-js/-/demo-js-1.0.0.tgz",
+                    "shasum": hashlib.sha1(tgz).hexdigest(),
+                    "integrity": integrity,
+                },
+            }
+        },
     }
     _Registry.routes = {
         "/demo-js": ("application/json", json.dumps(packument).encode()),

@@ -30,11 +30,14 @@ def link_member(name, target, kind=tarfile.SYMTYPE):
 
 
 def test_safe_tar_extracts_files_and_drops_inside_links(tmp_path):
-    arc = make_tar(tmp_path / "ok.tar.gz", [
-        file_member("pkg-1.0/a.py"),
-        file_member("pkg-1.0/sub/b.js", b"var b;\n"),
-        link_member("pkg-1.0/c.py", "a.py"),
-    ])
+    arc = make_tar(
+        tmp_path / "ok.tar.gz",
+        [
+            file_member("pkg-1.0/a.py"),
+            file_member("pkg-1.0/sub/b.js", b"var b;\n"),
+            link_member("pkg-1.0/c.py", "a.py"),
+        ],
+    )
     out = tmp_path / "out"
     out.mkdir()
     assert extract_archive(arc, out) == 2
@@ -122,7 +125,7 @@ def test_zip_whose_header_lies_about_size_is_stopped_while_copying(tmp_path):
     raw = bytearray(arc.read_bytes())
     # Patch the uncompressed size (5000) in the central directory to 10 bytes.
     cd = raw.rfind(b"PK\x01\x02")
-    raw[cd + 24:cd + 28] = (10).to_bytes(4, "little")
+    raw[cd + 24 : cd + 28] = (10).to_bytes(4, "little")
     arc.write_bytes(bytes(raw))
     out = tmp_path / "out"
     out.mkdir()

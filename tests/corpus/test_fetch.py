@@ -17,16 +17,19 @@ def write(root, files):
 @pytest.fixture
 def project(tmp_path):
     root = tmp_path / "proj"
-    write(root, {
-        "pkg/a.py": "def a():\n    return 1\n",
-        "pkg/__init__.py": "",
-        "pkg/B.java": "class B {}\n",
-        "pkg/static/app.js": "function f() {}\n",
-        "pkg/static/app.min.js": "function f(){}\n",
-        "pkg/static/vendor/jq.js": "var jq;\n",
-        "pkg/tests/test_a.py": "def test_a():\n    pass\n",
-        "README.md": "# hi\n",
-    })
+    write(
+        root,
+        {
+            "pkg/a.py": "def a():\n    return 1\n",
+            "pkg/__init__.py": "",
+            "pkg/B.java": "class B {}\n",
+            "pkg/static/app.js": "function f() {}\n",
+            "pkg/static/app.min.js": "function f(){}\n",
+            "pkg/static/vendor/jq.js": "var jq;\n",
+            "pkg/tests/test_a.py": "def test_a():\n    pass\n",
+            "README.md": "# hi\n",
+        },
+    )
     (root / "pkg/link.py").symlink_to(root / "pkg/a.py")
     return root
 
@@ -44,8 +47,14 @@ def test_counts_and_layout(tmp_path, project):
     assert m["skipped"] == {"empty": 1, "minified": 1, "symlink": 1, "vendored": 1}
     kept = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     # Skipped files stay on disk (extract lists them with a reason); non-code and excluded do not.
-    assert kept == ["p/pkg/B.java", "p/pkg/__init__.py", "p/pkg/a.py", "p/pkg/static/app.js",
-                    "p/pkg/static/app.min.js", "p/pkg/static/vendor/jq.js"]
+    assert kept == [
+        "p/pkg/B.java",
+        "p/pkg/__init__.py",
+        "p/pkg/a.py",
+        "p/pkg/static/app.js",
+        "p/pkg/static/app.min.js",
+        "p/pkg/static/vendor/jq.js",
+    ]
 
 
 def test_a_failing_source_replaces_nothing(tmp_path, project):

@@ -18,8 +18,9 @@ def fetch(tmp_path, **fields):
 
 def test_pypi_sdist_from_local_index(tmp_path, hermetic_pip):
     index, sha = make_pypi_index(tmp_path / "index")
-    root = fetch(tmp_path, name="demo", kind="pypi", package="demo-pkg", version="1.0",
-                 sha256=sha, index_url=index)
+    root = fetch(
+        tmp_path, name="demo", kind="pypi", package="demo-pkg", version="1.0", sha256=sha, index_url=index
+    )
     assert (root / "demo/core.py").read_text() == "def run():\n    return 1\n"
     assert root.name == "demo_pkg-1.0"  # the sdist's top folder is the source root
 
@@ -27,32 +28,49 @@ def test_pypi_sdist_from_local_index(tmp_path, hermetic_pip):
 def test_pypi_sha256_mismatch_names_source(tmp_path, hermetic_pip):
     index, _ = make_pypi_index(tmp_path / "index")
     with pytest.raises(FetchError, match=r"source 'demo': sha256 mismatch"):
-        fetch(tmp_path, name="demo", kind="pypi", package="demo-pkg", version="1.0",
-              sha256="0" * 64, index_url=index)
+        fetch(
+            tmp_path,
+            name="demo",
+            kind="pypi",
+            package="demo-pkg",
+            version="1.0",
+            sha256="0" * 64,
+            index_url=index,
+        )
 
 
 def test_pypi_unknown_version_is_one_clear_line(tmp_path, hermetic_pip):
     index, sha = make_pypi_index(tmp_path / "index")
     with pytest.raises(FetchError, match=r"source 'demo': pip download demo-pkg==9\.9 failed") as err:
-        fetch(tmp_path, name="demo", kind="pypi", package="demo-pkg", version="9.9",
-              sha256=sha, index_url=index)
+        fetch(
+            tmp_path, name="demo", kind="pypi", package="demo-pkg", version="9.9", sha256=sha, index_url=index
+        )
     assert "\n" not in str(err.value)
 
 
 def test_npm_tarball_from_loopback_registry(tmp_path):
     with npm_registry() as (url, sha):
-        root = fetch(tmp_path, name="demojs", kind="npm", package="demo-js", version="1.0.0",
-                     sha256=sha, index_url=url)
+        root = fetch(
+            tmp_path, name="demojs", kind="npm", package="demo-js", version="1.0.0", sha256=sha, index_url=url
+        )
         assert (root / "lib/index.js").read_text().startswith("export function add")
         with pytest.raises(FetchError, match="sha256 mismatch"):
-            fetch(tmp_path / "again", name="demojs", kind="npm", package="demo-js",
-                  version="1.0.0", sha256="f" * 64, index_url=url)
+            fetch(
+                tmp_path / "again",
+                name="demojs",
+                kind="npm",
+                package="demo-js",
+                version="1.0.0",
+                sha256="f" * 64,
+                index_url=url,
+            )
 
 
 def test_npm_unknown_version_fails(tmp_path):
     with npm_registry() as (url, sha), pytest.raises(FetchError, match="npm pack demo-js@2.0.0 failed"):
-        fetch(tmp_path, name="demojs", kind="npm", package="demo-js", version="2.0.0",
-              sha256=sha, index_url=url)
+        fetch(
+            tmp_path, name="demojs", kind="npm", package="demo-js", version="2.0.0", sha256=sha, index_url=url
+        )
 
 
 def test_git_checks_out_the_pinned_commit(tmp_path):

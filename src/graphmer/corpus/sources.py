@@ -77,8 +77,20 @@ def strip_single_top(root: Path) -> Path:
 def fetch_pypi(src: SourceConfig, work: Path, limits: Limits) -> Path:
     dl = work / "download"
     dl.mkdir()
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "--dest", str(dl), f"{src.package}=={src.version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "--dest",
+        str(dl),
+        f"{src.package}=={src.version}",
+    ]
     if src.index_url:
         cmd[4:4] = ["--index-url", src.index_url]
     _run(cmd, src.name, f"pip download {src.package}=={src.version}")
@@ -90,8 +102,17 @@ def fetch_pypi(src: SourceConfig, work: Path, limits: Limits) -> Path:
 def fetch_npm(src: SourceConfig, work: Path, limits: Limits) -> Path:
     dl = work / "download"
     dl.mkdir()
-    cmd = ["npm", "pack", f"{src.package}@{src.version}", "--pack-destination", str(dl),
-           "--ignore-scripts", "--silent", "--cache", str(work / "npm-cache")]
+    cmd = [
+        "npm",
+        "pack",
+        f"{src.package}@{src.version}",
+        "--pack-destination",
+        str(dl),
+        "--ignore-scripts",
+        "--silent",
+        "--cache",
+        str(work / "npm-cache"),
+    ]
     if src.index_url:
         cmd += ["--registry", src.index_url]
     _run(cmd, src.name, f"npm pack {src.package}@{src.version}", cwd=work)
@@ -103,8 +124,12 @@ def fetch_npm(src: SourceConfig, work: Path, limits: Limits) -> Path:
 def fetch_git(src: SourceConfig, work: Path, limits: Limits) -> Path:
     tree = work / "tree"
     _run(["git", "clone", "--quiet", "--no-checkout", str(src.url), str(tree)], src.name, "git clone")
-    _run(["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", str(src.commit)],
-         src.name, f"git checkout {src.commit}", cwd=tree)
+    _run(
+        ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", str(src.commit)],
+        src.name,
+        f"git checkout {src.commit}",
+        cwd=tree,
+    )
     head = _run(["git", "rev-parse", "HEAD"], src.name, "git rev-parse", cwd=tree).strip()
     if head != str(src.commit).lower():
         raise FetchError(src.name, f"checked out {head}, expected {src.commit}")

@@ -1,0 +1,388 @@
+"""Java grammar knowledge: tree-sitter-java syntax -> a FileGraph of definitions and facts.
+
+Ids are `java:<package>.<Type>[.<Nested>].<member>`; a constructor is `<init>`.
+The package is the module: top-level types are its children, so same-package
+names resolve without imports. Calls on a variable use its declared type.
+"""
+
+from __future__ import annotations
+
+import tree_sitter_java
+from tree_sitter import Language, Parser, Query, QueryCursor
+
+from graphmer.extract.model import (
+    Entity,
+    FileGraph,
+    Ref,
+    count_errors,
+    exact,
+    is_test_path,
+    nest,
+    scope_index,
+)
+from graphmer.relations import Relation as R
+
+LANGUAGE = Language(tree_sitter_java.language())
+QUERY = Query(
+    LANGUAGE,
+    """
+(package_declaration) @package
+(import_declaration) @import
+(class_declaration) @def
+(interface_declaration) @def
+(enum_declaration) @def
+(record_declaration) @def
+(annotation_type_declaration) @def
+(method_declaration) @def
+(constructor_declaration) @def
+(local_variable_declaration) @local
+(method_invocation) @call
+(object_creation_expression) @new
+(throw_statement) @throw
+(catch_clause) @catch
+(field_access object: (this)) @thisfield
+(assignment_expression left: (identifier) @bare)
+(update_expression (identifier) @bare)
+(method_invocation object: (identifier) @bare)
+""",
+)
+PREFIX = "java:"
+TYPE_KINDS = {
+    "class_declaration": "class",
+    "interface_declaration": "interface",
+    "enum_declaration": "class",
+    "record_declaration": "class",
+    "annotation_type_declaration": "interface",
+}
+JAVA_LANG = frozenset(
+    [
+        "Object",
+        "String",
+        "StringBuilder",
+        "StringBuffer",
+        "Integer",
+        "Long",
+        "Short",
+        "Byte",
+        "Double",
+        "Float",
+        "Boolean",
+        "Character",
+        "Number",
+        "Math",
+        "System",
+        "Thread",
+        "Runnable",
+        "Class",
+        "ClassLoader",
+        "Iterable",
+        "Comparable",
+        "CharSequence",
+        "Enum",
+        "Record",
+        "Void",
+        "Exception",
+        "RuntimeException",
+        "Error",
+        "Throwable",
+        "IllegalArgumentException",
+        "IllegalStateException",
+        "NullPointerException",
+        "UnsupportedOperationException",
+        "IndexOutOfBoundsException",
+        "ClassCastException",
+        "ArithmeticException",
+        "ArrayIndexOutOfBoundsException",
+        "ClassNotFoundException",
+        "InterruptedException",
+        "NoSuchFieldException",
+        "NoSuchMethodException",
+        "CloneNotSupportedException",
+        "SecurityException",
+        "ReflectiveOperationException",
+        "InstantiationException",
+        "IllegalAccessException",
+        "NumberFormatException",
+        "LinkageError",
+        "NoClassDefFoundError",
+        "UnsatisfiedLinkError",
+        "OutOfMemoryError",
+        "StackOverflowError",
+        "AssertionError",
+        "Override",
+        "Deprecated",
+        "SuppressWarnings",
+        "FunctionalInterface",
+        "SafeVarargs",
+        "AutoCloseable",
+        "Cloneable",
+        "Process",
+        "Runtime",
+        "StackTraceElement",
+        "ThreadLocal",
+        "InheritableThreadLocal",
+    ]
+)
+PRIMITIVES = frozenset(["int", "long", "short", "byte", "char", "boolean", "float", "double"])
+
+
+def builtin_id(name: str) -> str | None:
+    if name in JAVA_LANG:
+        return f"{PREFIX}java.lang.{name}"
+    return PREFIX + name if name in PRIMITIVES else None
+
+
+def text(node) -> str:
+    return node.text.decode("utf-8", "replace")
+
+
+def type_name(node) -> str | None:
+    """`List<String>` -> List, `a.b.C[]` -> a.b.C, `int` -> int; None for void."""
+    while node is not None and node.type in ("generic_type", "array_type", "annotated_type"):
+        node = next(
+            (c for c in node.named_children if c.type not in ("annotation", "marker_annotation")), None
+        )
+        if node is not None and node.type == "type_arguments":
+            return None
+    if node is None or node.type == "void_type":
+        return None
+    name = text(node)
+    return name if name.replace(".", "").replace("_", "a").replace("$", "a").isalnum() else None
+
+
+class _File:
+    def __init__(self, path: str):
+        self.g = FileGraph(path=path, language="java")
+        self.kind: dict[str, str] = {}
+        self.parent: dict[str, str] = {}
+        self.vars: dict[str, dict[str, str]] = {}  # scope (method or class) -> name -> type
+        self.tests: set[str] = set()
+        self.test_file = is_test_path(path)
+
+    def entity(self, eid, kind, name, node, parent, name_node=None) -> bool:
+        if eid in self.kind:
+            return False
+        self.kind[eid] = kind
+        if parent:
+            self.parent[eid] = parent
+        span = (name_node.start_byte, name_node.end_byte) if name_node is not None else None
+        self.g.entities.append(
+            Entity(
+                eid,
+                kind,
+                name,
+                "java",
+                self.g.path,
+                node.start_point[0] + 1,
+                node.end_point[0] + 1,
+                parent,
+                span,
+            )
+        )
+        return True
+
+    def class_of(self, scope: str) -> str | None:
+        return scope if self.kind.get(scope) in ("class", "interface") else self.parent.get(scope)
+
+    def definitions(self, pkg: str, defs: list) -> list:
+        parents = nest(defs)
+        ids: list[str] = []
+        for node, p in zip(defs, parents):
+            name_node = node.child_by_field_name("name")
+            parent = pkg if p is None else ids[p]
+            if node.type in TYPE_KINDS:
+                kind, name = TYPE_KINDS[node.type], text(name_node)
+            else:
+                kind = "method"
+                name = "<init>" if node.type == "constructor_declaration" else text(name_node)
+            eid = f"{parent}.{name}"
+            ids.append(eid)
+            self.entity(eid, kind, name, node, parent, name_node)
+            self.g.add(parent, R.CONTAINS, exact(eid), node, name_node)
+            self._annotations(node, eid)
+            if kind == "method":
+                self._method(node, eid, parent)
+            else:
+                self._type(node, eid, parent)
+        return [(n, i, p) for n, i, p in zip(defs, ids, parents)]
+
+    def _annotations(self, node, eid: str) -> None:
+        mods = next((c for c in node.children if c.type == "modifiers"), None)
+        for ann in mods.named_children if mods is not None else []:
+            if ann.type in ("marker_annotation", "annotation"):
+                name_node = ann.child_by_field_name("name")
+                name = text(name_node)
+                self.g.add(eid, R.DECORATED_BY, Ref("dotted", name, eid), ann, name_node)
+                if name.rsplit(".", 1)[-1] == "Test":
+                    self.tests.add(eid)
+
+    def _type(self, node, eid: str, parent: str) -> None:
+        sup = node.child_by_field_name("superclass")
+        for t in sup.named_children if sup is not None else []:
+            if name := type_name(t):
+                self.g.add(eid, R.INHERITS, Ref("dotted", name, parent), t)
+        for field_name, rel in (("interfaces", R.IMPLEMENTS), (None, R.INHERITS)):
+            holder = (
+                node.child_by_field_name(field_name)
+                if field_name
+                else next((c for c in node.children if c.type == "extends_interfaces"), None)
+            )
+            tlist = (
+                next((c for c in holder.named_children if c.type == "type_list"), None) if holder else None
+            )
+            for t in tlist.named_children if tlist is not None else []:
+                if name := type_name(t):
+                    self.g.add(eid, rel, Ref("dotted", name, parent), t)
+        body = node.child_by_field_name("body")
+        for member in body.named_children if body is not None else []:
+            if member.type in ("field_declaration", "constant_declaration"):
+                tname = type_name(member.child_by_field_name("type"))
+                for decl in member.children_by_field_name("declarator"):
+                    n = decl.child_by_field_name("name")
+                    fid = f"{eid}.{text(n)}"
+                    self.entity(fid, "field", text(n), decl, eid, n)
+                    self.g.add(eid, R.HAS_FIELD, exact(fid), decl, n)
+                    self.vars.setdefault(eid, {})[text(n)] = tname or ""
+                    if tname:
+                        self.g.add(
+                            fid, R.HAS_TYPE, Ref("dotted", tname, eid), member.child_by_field_name("type")
+                        )
+
+    def _method(self, node, eid: str, cls: str) -> None:
+        if (
+            self.test_file
+            and self.kind.get(eid)
+            and text(node.child_by_field_name("name")).startswith("test")
+        ):
+            self.tests.add(eid)
+        params = node.child_by_field_name("parameters")
+        for param in params.named_children if params is not None else []:
+            if param.type == "formal_parameter":
+                name_node, tnode = param.child_by_field_name("name"), param.child_by_field_name("type")
+            elif param.type == "spread_parameter":
+                decl = next((c for c in param.named_children if c.type == "variable_declarator"), None)
+                name_node = decl.child_by_field_name("name") if decl else None
+                tnode = next((c for c in param.named_children if c.type.endswith("type")), None)
+            else:
+                continue
+            if name_node is None:
+                continue
+            pid = f"{eid}.{text(name_node)}"
+            self.entity(pid, "parameter", text(name_node), param, eid, name_node)
+            self.g.add(eid, R.HAS_PARAMETER, exact(pid), param, name_node)
+            tname = type_name(tnode)
+            self.vars.setdefault(eid, {})[text(name_node)] = tname or ""
+            if tname:
+                self.g.add(pid, R.HAS_TYPE, Ref("dotted", tname, eid), tnode)
+        ret = type_name(node.child_by_field_name("type"))
+        if ret:
+            self.g.add(eid, R.RETURNS, Ref("dotted", ret, eid), node.child_by_field_name("type"))
+        throws = next((c for c in node.children if c.type == "throws"), None)
+        for t in throws.named_children if throws is not None else []:
+            if name := type_name(t):
+                self.g.add(eid, R.RAISES, Ref("dotted", name, eid), t)
+
+    def var_type(self, scope: str, name: str) -> str | None:
+        for s in (scope, self.class_of(scope)):
+            t = self.vars.get(s or "", {}).get(name)
+            if t is not None:
+                return t
+        return None
+
+    def imports(self, nodes: list, head: str) -> None:
+        for node in nodes:
+            target = next(
+                (c for c in node.named_children if c.type in ("scoped_identifier", "identifier")), None
+            )
+            if target is None:
+                continue
+            name = text(target)
+            if any(c.type == "asterisk" for c in node.named_children):
+                self.g.star_imports.append(PREFIX + name)
+            else:
+                self.g.imports[name.rsplit(".", 1)[-1]] = PREFIX + name
+            self.g.add(head, R.IMPORTS, exact(PREFIX + name), node, target)
+
+    def call(self, node, scope: str) -> None:
+        name_node, obj = node.child_by_field_name("name"), node.child_by_field_name("object")
+        name, cls = text(name_node), self.class_of(scope)
+        if obj is None or obj.type == "this":
+            ref = Ref("self", name, cls)
+        elif obj.type == "super":
+            ref = Ref("super", name, cls)
+        elif obj.type in ("identifier", "scoped_identifier", "field_access"):
+            recv = text(obj)
+            var = self.var_type(scope, recv) if obj.type == "identifier" else None
+            if var:
+                ref = Ref("dotted", f"{var}.{name}", scope)
+            elif var is None and recv.rsplit(".", 1)[-1][:1].isupper():
+                ref = Ref("dotted", f"{recv}.{name}", scope)
+            else:
+                ref = Ref("member", name, scope)
+        else:
+            ref = Ref("member", name, scope)
+        self.g.add(scope, R.CALLS, ref, node, name_node)
+        if scope in self.tests:
+            self.g.add(scope, R.TESTS, ref, node, name_node)
+
+    def bare(self, ident, scope: str) -> None:
+        """A bare name read or written in a method: a field access unless a local or parameter."""
+        name = text(ident)
+        if self.vars.get(scope, {}).get(name) is None and name[:1].islower() and self.class_of(scope):
+            self.g.add(scope, R.ACCESSES, Ref("self", name, self.class_of(scope)), ident)
+
+
+def extract(path: str, data: bytes, unit: str) -> FileGraph:
+    tree = Parser(LANGUAGE).parse(data)
+    root = tree.root_node
+    f = _File(path)
+    f.g.error_nodes = count_errors(root)
+    caps = QueryCursor(QUERY).captures(root)
+    pkg_node = (caps.get("package") or [None])[0]
+    pkg_name_node = pkg_node.named_children[0] if pkg_node is not None and pkg_node.named_children else None
+    pkg = PREFIX + (text(pkg_name_node) if pkg_name_node is not None else "(default)")
+    f.entity(pkg, "package", pkg.split(":", 1)[1], pkg_node or root, None, pkg_name_node)
+    defs = sorted(caps.get("def", []), key=lambda n: n.start_byte)
+    scoped = f.definitions(pkg, defs)
+    scopes = scope_index(pkg, len(data), scoped)
+    primary = next((i for n, i, p in scoped if p is None), pkg)
+    f.imports(caps.get("import", []), primary)
+
+    def method_at(node) -> str | None:
+        sid, _ = scopes.at(node.start_byte)
+        return sid if f.kind.get(sid) == "method" else None
+
+    for node in caps.get("local", []):
+        if (scope := method_at(node)) is not None:
+            tname = type_name(node.child_by_field_name("type")) or ""
+            for decl in node.children_by_field_name("declarator"):
+                f.vars.setdefault(scope, {})[text(decl.child_by_field_name("name"))] = tname
+    for node in caps.get("call", []):
+        if (scope := method_at(node)) is not None:
+            f.call(node, scope)
+    for node in caps.get("new", []):
+        if (scope := method_at(node)) is not None and (name := type_name(node.child_by_field_name("type"))):
+            f.g.add(scope, R.INSTANTIATES, Ref("dotted", name, scope), node, node.child_by_field_name("type"))
+    for node in caps.get("throw", []):
+        expr = node.named_children[0] if node.named_children else None
+        if expr is None or expr.type != "object_creation_expression":
+            continue  # a rethrown variable: its type is not written here
+        tnode = expr.child_by_field_name("type")
+        if (scope := method_at(node)) is not None and (name := type_name(tnode)):
+            f.g.add(scope, R.RAISES, Ref("dotted", name, scope), node, tnode)
+    for node in caps.get("catch", []):
+        if (scope := method_at(node)) is None:
+            continue
+        param = next((c for c in node.named_children if c.type == "catch_formal_parameter"), None)
+        ctype = next((c for c in param.named_children if c.type == "catch_type"), None) if param else None
+        for t in ctype.named_children if ctype is not None else []:
+            if name := type_name(t):
+                f.g.add(scope, R.CATCHES, Ref("dotted", name, scope), t)
+    for node in caps.get("thisfield", []):
+        if (scope := method_at(node)) is not None:
+            field = node.child_by_field_name("field")
+            f.g.add(scope, R.ACCESSES, Ref("self", text(field), f.class_of(scope)), node, field)
+    for ident in caps.get("bare", []):
+        if (scope := method_at(ident)) is not None:
+            f.bare(ident, scope)
+    return f.g

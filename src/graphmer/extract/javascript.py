@@ -1,0 +1,413 @@
+"""JavaScript grammar knowledge: tree-sitter-javascript syntax -> a FileGraph.
+
+Ids are `js:<path in source>:<name>[.<member>]`. Definitions are function and
+class declarations, functions or classes bound to a variable, methods (of
+classes and of object literals bound to a variable, the namespace pattern of
+pre-ES6 code), and test blocks (`it()`, `test()`, `QUnit.test()`). Types come
+from JSDoc (`@param {T} x`, `@returns {T}`, `@type {T}`) where present.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+import tree_sitter_javascript
+from tree_sitter import Language, Parser, Query, QueryCursor
+
+from graphmer.extract.model import (
+    Entity,
+    FileGraph,
+    Ref,
+    count_errors,
+    exact,
+    nest,
+    scope_index,
+)
+from graphmer.relations import Relation as R
+
+LANGUAGE = Language(tree_sitter_javascript.language())
+FUNCTION_VALUES = "[(function_expression) (arrow_function) (generator_function) (class)]"
+QUERY = Query(
+    LANGUAGE,
+    f"""
+(function_declaration) @def
+(generator_function_declaration) @def
+(class_declaration) @def
+(method_definition) @def
+(variable_declarator name: (identifier) value: {FUNCTION_VALUES}) @def
+(variable_declarator name: (identifier)
+  value: (object [(pair value: {FUNCTION_VALUES}) (method_definition)])) @def
+(pair key: [(property_identifier) (string)] value: {FUNCTION_VALUES}) @def
+(field_definition) @field
+(call_expression function: [(identifier) (member_expression)] @testfn
+  arguments: (arguments . (string) . [(function_expression) (arrow_function)])) @test
+(import_statement) @import
+(call_expression function: (identifier) @req (#eq? @req "require") arguments: (arguments . (string))) @require
+(call_expression) @call
+(new_expression) @new
+(throw_statement) @throw
+(member_expression object: (this)) @thisprop
+""",
+)
+PREFIX = "js:"
+TEST_CALLEES = frozenset({"it", "test", "QUnit.test", "specify"})
+GLOBALS = frozenset(
+    [
+        "Object",
+        "Array",
+        "String",
+        "Number",
+        "Boolean",
+        "Symbol",
+        "Math",
+        "JSON",
+        "Date",
+        "RegExp",
+        "Promise",
+        "Map",
+        "Set",
+        "WeakMap",
+        "WeakSet",
+        "Error",
+        "TypeError",
+        "RangeError",
+        "SyntaxError",
+        "ReferenceError",
+        "EvalError",
+        "URIError",
+        "parseInt",
+        "parseFloat",
+        "isNaN",
+        "isFinite",
+        "encodeURIComponent",
+        "decodeURIComponent",
+        "encodeURI",
+        "decodeURI",
+        "setTimeout",
+        "clearTimeout",
+        "setInterval",
+        "clearInterval",
+        "console",
+        "window",
+        "document",
+        "jQuery",
+        "$",
+        "Intl",
+        "Proxy",
+        "Reflect",
+        "structuredClone",
+        "fetch",
+        "alert",
+        "confirm",
+        "prompt",
+        "requestAnimationFrame",
+    ]
+)
+JSDOC_PRIMITIVES = frozenset(
+    ["number", "string", "boolean", "object", "any", "null", "undefined", "bigint", "symbol"]
+)
+JSDOC_PARAM = re.compile(r"@param\s+\{([^}]*)\}\s+\[?([A-Za-z_$][\w$]*)")
+JSDOC_RETURN = re.compile(r"@returns?\s+\{([^}]*)\}")
+JSDOC_TYPE = re.compile(r"@type\s+\{([^}]*)\}")
+TYPE_HEAD = re.compile(r"[A-Za-z_$][\w$.]*")
+
+
+def builtin_id(name: str) -> str | None:
+    return PREFIX + name if name in GLOBALS or name in JSDOC_PRIMITIVES else None
+
+
+def module_candidates(target: str) -> list[str]:
+    """Files an extension-less relative import may name (`./util` -> util.js, util/index.js)."""
+    return [target + ext for ext in (".js", ".mjs", ".cjs", ".jsx", "/index.js")]
+
+
+def text(node) -> str:
+    return node.text.decode("utf-8", "replace")
+
+
+def jsdoc_type(raw: str) -> str | None:
+    m = TYPE_HEAD.search(raw.replace("?", "").replace("!", ""))
+    return m.group(0) if m else None
+
+
+def dotted(node) -> str | None:
+    if node.type == "identifier":
+        return text(node)
+    if node.type == "member_expression":
+        obj, prop = node.child_by_field_name("object"), node.child_by_field_name("property")
+        head = dotted(obj) if obj is not None else None
+        return f"{head}.{text(prop)}" if head and prop is not None else None
+    return None
+
+
+class _File:
+    def __init__(self, path: str, unit: str):
+        self.g = FileGraph(path=path, language="javascript")
+        self.unit = unit
+        self.mid = PREFIX + unit
+        self.kind: dict[str, str] = {self.mid: "module"}
+        self.parent: dict[str, str] = {}
+        self.tests: set[str] = set()
+
+    def entity(self, eid, kind, name, node, parent, name_node=None) -> None:
+        if eid in self.kind and eid != self.mid:
+            return
+        self.kind[eid] = kind
+        if parent:
+            self.parent[eid] = parent
+        span = (name_node.start_byte, name_node.end_byte) if name_node is not None else None
+        self.g.entities.append(
+            Entity(
+                eid,
+                kind,
+                name,
+                "javascript",
+                self.g.path,
+                node.start_point[0] + 1,
+                node.end_point[0] + 1,
+                parent,
+                span,
+            )
+        )
+
+    def child_id(self, parent: str, name: str) -> str:
+        return f"{parent}:{name}" if parent == self.mid else f"{parent}.{name}"
+
+    def class_of(self, scope: str) -> str | None:
+        while scope and self.kind.get(scope) not in ("class", "module"):
+            scope = self.parent.get(scope, "")
+        return scope if self.kind.get(scope) == "class" else None
+
+    def module_target(self, spec: str) -> str:
+        if spec.startswith("."):
+            base = posixpath.dirname(self.unit)
+            return PREFIX + posixpath.normpath(posixpath.join(base, spec))
+        return PREFIX + spec
+
+    # ----------------------------------------------------------------- definitions
+
+    def definitions(self, defs: list) -> list:
+        parents = nest(defs)
+        ids: list[str] = []
+        for node, p in zip(defs, parents):
+            parent = self.mid if p is None else ids[p]
+            name_node, kind, value = self._describe(node, parent)
+            name = text(name_node).strip("'\"") if name_node is not None else "anonymous"
+            if kind == "test":
+                name, kind = f"test({name})", "function"
+            eid = self.child_id(parent, name)
+            ids.append(eid)
+            self.entity(eid, kind, name, node, parent, name_node)
+            self.g.add(parent, R.CONTAINS, exact(eid), node, name_node)
+            if node.type == "call_expression":
+                self.tests.add(eid)
+            if kind == "class":
+                self._class(value, eid, parent)
+            elif kind in ("function", "method"):
+                self._function(node, value, eid)
+        return [(n, i, p) for n, i, p in zip(defs, ids, parents)]
+
+    def _describe(self, node, parent: str):
+        """(name node, kind, the node holding parameters/body) of a definition node."""
+        pkind = self.kind[parent]
+        if node.type == "call_expression":
+            return node.child_by_field_name("arguments").named_children[0], "test", node
+        if node.type in ("variable_declarator", "pair"):
+            name = node.child_by_field_name("name") or node.child_by_field_name("key")
+            value = node.child_by_field_name("value")
+            if value.type == "object":
+                return name, "object", value
+            kind = "class" if value.type == "class" else ("method" if node.type == "pair" else "function")
+            return name, kind, value
+        if node.type == "class_declaration":
+            return node.child_by_field_name("name"), "class", node
+        kind = "method" if node.type == "method_definition" or pkind in ("class", "object") else "function"
+        return node.child_by_field_name("name"), kind, node
+
+    def _class(self, node, eid: str, parent: str) -> None:
+        heritage = next((c for c in node.children if c.type == "class_heritage"), None)
+        for base in heritage.named_children if heritage is not None else []:
+            if name := dotted(base):
+                self.g.add(eid, R.INHERITS, Ref("dotted", name, parent), base)
+        for dec in (c for c in node.children if c.type == "decorator"):
+            self._decorator(dec, eid)
+
+    def _decorator(self, dec, eid: str) -> None:
+        expr = dec.named_children[0] if dec.named_children else None
+        if expr is not None and expr.type == "call_expression":
+            expr = expr.child_by_field_name("function")
+        if expr is not None and (name := dotted(expr)):
+            self.g.add(eid, R.DECORATED_BY, Ref("dotted", name, eid), dec, expr)
+
+    def _function(self, node, value, eid: str) -> None:
+        doc = self._jsdoc(node)
+        types = {m.group(2): jsdoc_type(m.group(1)) for m in JSDOC_PARAM.finditer(doc)}
+        for dec in (c for c in node.children if c.type == "decorator"):
+            self._decorator(dec, eid)
+        params = value.child_by_field_name("parameters") or value.child_by_field_name("parameter")
+        plist = (
+            [params]
+            if params is not None and params.type == "identifier"
+            else (params.named_children if params is not None else [])
+        )
+        for param in plist:
+            name_node = param
+            if param.type == "assignment_pattern":
+                name_node = param.child_by_field_name("left")
+            elif param.type == "rest_pattern":
+                name_node = param.named_children[0] if param.named_children else None
+            if name_node is None or name_node.type != "identifier":
+                continue
+            pname = text(name_node)
+            pid = f"{eid}.{pname}"
+            self.entity(pid, "parameter", pname, param, eid, name_node)
+            self.g.add(eid, R.HAS_PARAMETER, exact(pid), param, name_node)
+            if types.get(pname):
+                self.g.add(pid, R.HAS_TYPE, Ref("dotted", types[pname], eid), param)
+        ret = JSDOC_RETURN.search(doc)
+        if ret and (tname := jsdoc_type(ret.group(1))) and tname not in ("void", "undefined"):
+            self.g.add(eid, R.RETURNS, Ref("dotted", tname, eid), node)
+
+    @staticmethod
+    def _jsdoc(node) -> str:
+        """The /** */ comment right before a definition (or before its declaration statement)."""
+        for candidate in (node, node.parent, node.parent.parent if node.parent else None):
+            if candidate is None:
+                break
+            prev = candidate.prev_sibling
+            if prev is not None and prev.type == "comment" and text(prev).startswith("/**"):
+                return text(prev)
+            if candidate.type in ("lexical_declaration", "variable_declaration", "expression_statement"):
+                break
+        return ""
+
+    def field(self, node, cls: str) -> None:
+        prop = node.child_by_field_name("property")
+        if prop is None:
+            return
+        fid = f"{cls}.{text(prop)}"
+        if fid not in self.kind:
+            self.entity(fid, "field", text(prop), node, cls, prop)
+            self.g.add(cls, R.HAS_FIELD, exact(fid), node, prop)
+        doc = self._jsdoc(node)
+        if (m := JSDOC_TYPE.search(doc)) and (tname := jsdoc_type(m.group(1))):
+            self.g.add(fid, R.HAS_TYPE, Ref("dotted", tname, cls), node)
+
+    # ----------------------------------------------------------------- references
+
+    def import_(self, node) -> None:
+        source = node.child_by_field_name("source")
+        if source is None:
+            return
+        target = self.module_target(text(source).strip("'\"`"))
+        self.g.add(self.mid, R.IMPORTS, exact(target), node, source)
+        clause = next((c for c in node.named_children if c.type == "import_clause"), None)
+        for part in clause.named_children if clause is not None else []:
+            if part.type == "identifier":  # default import
+                self.g.imports[text(part)] = f"{target}:default"
+            elif part.type == "namespace_import":
+                self.g.imports[text(part.named_children[0])] = target
+            elif part.type == "named_imports":
+                for spec in part.named_children:
+                    name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
+                    self.g.imports[text(alias or name)] = f"{target}:{text(name)}"
+                    self.g.add(self.mid, R.IMPORTS, exact(f"{target}:{text(name)}"), node, name)
+
+    def require(self, node) -> None:
+        spec = node.child_by_field_name("arguments").named_children[0]
+        target = self.module_target(text(spec).strip("'\"`"))
+        self.g.add(self.mid, R.IMPORTS, exact(target), node, spec)
+        decl = node.parent
+        if decl is not None and decl.type == "variable_declarator":
+            name = decl.child_by_field_name("name")
+            if name.type == "identifier":
+                self.g.imports[text(name)] = target
+            elif name.type == "object_pattern":
+                for prop in name.named_children:
+                    if prop.type == "shorthand_property_identifier_pattern":
+                        self.g.imports[text(prop)] = f"{target}:{text(prop)}"
+
+    def call(self, node, scope: str) -> None:
+        fn = node.child_by_field_name("function")
+        ref, span = None, fn
+        if fn.type == "identifier":
+            ref = Ref("name", text(fn), scope)
+        elif fn.type == "member_expression":
+            obj, prop = fn.child_by_field_name("object"), fn.child_by_field_name("property")
+            cls, span = self.class_of(scope), prop
+            if obj.type == "this" and cls:
+                ref = Ref("self", text(prop), cls)
+            elif obj.type == "super" and cls:
+                ref = Ref("super", text(prop), cls)
+            elif chain := dotted(fn):
+                ref = Ref("dotted", chain, scope)
+            else:
+                ref = Ref("member", text(prop), scope)
+        if ref is None:
+            return
+        self.g.add(scope, R.CALLS, ref, node, span)
+        if scope in self.tests:
+            self.g.add(scope, R.TESTS, ref, node, span)
+
+    def this_prop(self, node, scope: str) -> None:
+        cls, parent = self.class_of(scope), node.parent
+        if cls is None or (
+            parent.type == "call_expression" and parent.child_by_field_name("function") == node
+        ):
+            return
+        prop = node.child_by_field_name("property")
+        if (
+            parent.type in ("assignment_expression", "augmented_assignment_expression")
+            and parent.child_by_field_name("left") == node
+        ):
+            fid = f"{cls}.{text(prop)}"
+            if fid not in self.kind:
+                self.entity(fid, "field", text(prop), node, cls, prop)
+                self.g.add(cls, R.HAS_FIELD, exact(fid), node, prop)
+        self.g.add(scope, R.ACCESSES, Ref("self", text(prop), cls), node, prop)
+
+
+def extract(path: str, data: bytes, unit: str) -> FileGraph:
+    """The FileGraph of one JavaScript file; `unit` is its path inside its source."""
+    tree = Parser(LANGUAGE).parse(data)
+    f = _File(path, unit)
+    f.g.error_nodes = count_errors(tree.root_node)
+    f.entity(f.mid, "module", unit.rsplit("/", 1)[-1], tree.root_node, None)
+    caps = QueryCursor(QUERY).captures(tree.root_node)
+    tests = [n for n in caps.get("test", []) if text(n.child_by_field_name("function")) in TEST_CALLEES]
+    defs = sorted(caps.get("def", []) + tests, key=lambda n: n.start_byte)
+    scoped = f.definitions(defs)
+    scopes = scope_index(f.mid, len(data), scoped)
+    for node in caps.get("import", []):
+        f.import_(node)
+    for node in caps.get("require", []):
+        f.require(node)
+    for node in caps.get("field", []):
+        sid, _ = scopes.at(node.start_byte)
+        if f.kind.get(sid) == "class":
+            f.field(node, sid)
+    functions = ("function", "method")
+
+    def scope_of(node) -> str | None:
+        sid, _ = scopes.at(node.start_byte)
+        return sid if f.kind.get(sid) in functions else None
+
+    test_nodes = {n.id for n in tests}
+    for node in caps.get("call", []):
+        if node.id not in test_nodes and (scope := scope_of(node)) is not None:
+            f.call(node, scope)
+    for node in caps.get("new", []):
+        ctor = node.child_by_field_name("constructor")
+        if (scope := scope_of(node)) is not None and ctor is not None and (name := dotted(ctor)):
+            f.g.add(scope, R.INSTANTIATES, Ref("dotted", name, scope), node, ctor)
+    for node in caps.get("throw", []):
+        expr = node.named_children[0] if node.named_children else None
+        if (scope := scope_of(node)) is not None and expr is not None and expr.type == "new_expression":
+            ctor = expr.child_by_field_name("constructor")
+            if ctor is not None and (name := dotted(ctor)):
+                f.g.add(scope, R.RAISES, Ref("dotted", name, scope), node, ctor)
+    for node in caps.get("thisprop", []):
+        if (scope := scope_of(node)) is not None:
+            f.this_prop(node, scope)
+    return f.g

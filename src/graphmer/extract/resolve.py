@@ -1,0 +1,280 @@
+"""Cross-file name resolution, language-neutral: FileGraphs in, triples, entities, mentions out.
+
+One pass after parsing. A name is looked up through the scope chain of its
+definition (local -> enclosing -> module), then the file's imports (following
+re-exports), star imports, the language's builtins, and finally by a unique
+simple name across the corpus. `self`/`this`/`super` members are looked up in
+the class hierarchy. Every triple records how its tail was found: `exact`,
+`import`, `hierarchy`, `name` or `unresolved`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from graphmer.extract.model import Entity, Fact, FileGraph, Ref, is_test_path
+from graphmer.relations import Relation as R
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    prefix: str
+    builtin: Callable[[str], str | None]
+    class_scope_visible: bool  # can a method name its class's members bare (Java) or not
+    module_candidates: Callable[[str], list[str]] = lambda target: []  # ids an import may mean
+    qualified_names: bool = False  # `java.io.IOException` in code names a type fully
+
+
+CALLABLE = ("function", "method", "class", "interface")
+CLASSES = ("class", "interface")
+
+
+class Resolver:
+    def __init__(self, graphs: list[FileGraph], specs: dict[str, LanguageSpec]):
+        self.specs = specs
+        self.by_prefix = {spec.prefix: spec for spec in specs.values()}
+        self.entities: dict[str, Entity] = {}
+        self.children: dict[str, dict[str, str]] = defaultdict(dict)
+        self.by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.imports: dict[str, dict[str, str]] = {}
+        self.stars: dict[str, list[str]] = {}
+        self.module_imports: dict[str, dict[str, str]] = {}
+        for g in graphs:
+            self.imports[g.path], self.stars[g.path] = g.imports, g.star_imports
+            if g.entities:
+                self.module_imports.setdefault(g.entities[0].id, g.imports)
+            for e in g.entities:
+                if e.id in self.entities:
+                    continue
+                self.entities[e.id] = e
+                if e.parent:
+                    self.children[e.parent].setdefault(e.name, e.id)
+                if e.kind in CALLABLE:
+                    self.by_name[(e.language, e.name)].add(e.id)
+        self.bases: dict[str, list[str]] = defaultdict(list)
+
+    # ----------------------------------------------------------------- lookups
+
+    def member(self, owner: str, name: str, depth: int = 0) -> tuple[str, str] | None:
+        """`owner.name` for a defined owner: its children, a module's imports, a class's ancestors."""
+        if depth > 8:
+            return None
+        if name in self.children.get(owner, {}):
+            return self.children[owner][name], "exact"
+        target = self.module_imports.get(owner, {}).get(name)
+        if target:
+            found = self.path(target, depth + 1)
+            return (found[0], "import") if found else (target, "import")
+        if self.entities.get(owner) and self.entities[owner].kind in CLASSES:
+            found = self.in_hierarchy(owner, name, include_self=False)
+            if found:
+                return found, "hierarchy"
+        return None
+
+    def path(self, target: str, depth: int = 0) -> tuple[str, str] | None:
+        """A dotted id (`py:a.b.C`): defined as is, or reached from its longest defined prefix."""
+        if target in self.entities:
+            return target, "exact"
+        prefix, _, body = target.partition(":")
+        spec = self.by_prefix.get(prefix + ":")
+        for candidate in spec.module_candidates(target) if spec else []:
+            if candidate in self.entities:
+                return candidate, "import"
+        if ":" in body:  # js:<module path>:<member path>
+            head, _, rest = target.rpartition(":")
+            parts = rest.split(".")
+        else:
+            head, sep, last = target.rpartition(".")
+            if not sep:
+                return None
+            parts = [last]
+        owner = self.path(head, depth + 1) if depth < 8 else None
+        tail = owner[0] if owner else None
+        for part in parts:
+            step = self.member(tail, part, depth + 1) if tail in self.entities else None
+            if step is None:
+                return None
+            tail = step[0]
+        return tail, "import"
+
+    def ancestors(self, cls: str) -> list[str]:
+        seen, order, queue = {cls}, [], list(self.bases.get(cls, []))
+        while queue:
+            c = queue.pop(0)
+            if c not in seen:
+                seen.add(c)
+                order.append(c)
+                queue.extend(self.bases.get(c, []))
+        return order
+
+    def in_hierarchy(self, cls: str, name: str, include_self: bool = True) -> str | None:
+        for c in ([cls] if include_self else []) + self.ancestors(cls):
+            if name in self.children.get(c, {}):
+                return self.children[c][name]
+        return None
+
+    def name(self, name: str, scope: str, file: str, lang: str) -> tuple[str, str] | None:
+        spec = self.specs[lang]
+        s: str | None = scope
+        first = True
+        while s:
+            ent = self.entities.get(s)
+            skip = ent is not None and ent.kind in CLASSES and not first and not spec.class_scope_visible
+            if not skip and name in self.children.get(s, {}):
+                return self.children[s][name], "exact"
+            first = False
+            s = ent.parent if ent else None
+        target = self.imports.get(file, {}).get(name)
+        if target:
+            found = self.path(target)
+            return (found[0], "import") if found else (target, "import")
+        for star in self.stars.get(file, []):
+            if name in self.children.get(star, {}):
+                return self.children[star][name], "import"
+        builtin = spec.builtin(name)
+        if builtin:
+            return builtin, "exact"
+        return None
+
+    def unique(self, name: str, lang: str) -> str | None:
+        ids = self.by_name.get((lang, name), ())
+        return next(iter(ids)) if len(ids) == 1 else None
+
+    # ----------------------------------------------------------------- refs
+
+    def resolve(self, ref: Ref, file: str, lang: str) -> tuple[str, str]:
+        prefix = self.specs[lang].prefix
+        if ref.kind == "id":
+            return self.path(ref.text) or (ref.text, "import")
+        if ref.kind in ("self", "super"):
+            found = self.in_hierarchy(ref.scope, ref.text, include_self=ref.kind == "self")
+            if found:
+                own = self.entities[found].parent == ref.scope
+                return found, "exact" if own else "hierarchy"
+            return self._fallback(ref.text, lang, prefix)
+        parts = ref.text.split(".")
+        if ref.kind == "member":
+            return self._fallback(parts[-1], lang, prefix)
+        found = self.name(parts[0], ref.scope, file, lang)
+        if found is None and len(parts) > 1 and self.specs[lang].qualified_names:
+            found = self.path(prefix + ref.text) or (prefix + ref.text, "exact")
+            return found
+        if found is None:
+            return self._fallback(parts[-1], lang, prefix)
+        tail, how = found
+        for part in parts[1:]:
+            if tail in self.entities:
+                step = self.member(tail, part)
+                if step is None:
+                    return self._fallback(part, lang, prefix)
+                tail = step[0]
+                how = how if step[1] == "exact" else step[1]
+            else:
+                tail = f"{tail}.{part}"
+        return tail, how
+
+    def _fallback(self, name: str, lang: str, prefix: str) -> tuple[str, str]:
+        found = self.unique(name, lang)
+        return (found, "name") if found else (prefix + "?." + name, "unresolved")
+
+    # ----------------------------------------------------------------- triples
+
+    def triples(self, graphs: list[FileGraph]) -> tuple[list[dict], list[dict]]:
+        """Resolved triples (unique by head, relation, tail) and `ref` mentions."""
+        resolved: list[tuple[FileGraph, Fact, str, str]] = []
+        hierarchy = (R.INHERITS, R.IMPLEMENTS)
+        for g in graphs:  # the hierarchy first: member lookups need it
+            for f in g.facts:
+                if f.relation in hierarchy:
+                    tail, how = self.resolve(f.ref, g.path, g.language)
+                    self.bases[f.head].append(tail)
+                    resolved.append((g, f, tail, how))
+        for g in graphs:
+            for f in g.facts:
+                if f.relation not in hierarchy:
+                    resolved.append((g, f, *self.resolve(f.ref, g.path, g.language)))
+        rows, mentions, seen = [], [], set()
+        for g, f, tail, how in resolved:
+            rel = self.relabel(f.head, f.relation, tail)
+            if rel is None:
+                continue
+            if tail in self.entities and f.span and how != "unresolved":
+                mentions.append(
+                    {
+                        "entity_id": tail,
+                        "file": g.path,
+                        "start_byte": f.span[0],
+                        "end_byte": f.span[1],
+                        "role": "ref",
+                    }
+                )
+            self._emit(rows, seen, f.head, rel, tail, g.path, f.line, how, g.language)
+        for g in graphs:
+            self._overrides(g, rows, seen)
+        return rows, mentions
+
+    def relabel(self, head: str, rel: R, tail: str) -> R | None:
+        """Relations that the tail's kind decides: a call of a class instantiates it, etc."""
+        kind = self.entities[tail].kind if tail in self.entities else "external"
+        if rel == R.CALLS and kind in CLASSES:
+            return R.INSTANTIATES
+        if rel == R.INHERITS and kind == "interface" and self.entities[head].kind != "interface":
+            return R.IMPLEMENTS
+        if rel == R.ACCESSES and kind in CALLABLE:
+            return None
+        if rel == R.CALLS and kind in ("parameter", "field", "module", "package"):
+            return None  # a callback argument or attribute: its target is not known statically
+        if rel == R.TESTS and (kind not in CALLABLE or is_test_path(self.entities[tail].file)):
+            return None
+        return rel
+
+    def _overrides(self, g: FileGraph, rows: list, seen: set) -> None:
+        for e in g.entities:
+            if e.kind != "method" or not e.parent or self.entities.get(e.id) is not e:
+                continue
+            for anc in self.ancestors(e.parent):
+                target = self.children.get(anc, {}).get(e.name)
+                if target and self.entities[target].kind == "method":
+                    self._emit(
+                        rows, seen, e.id, R.OVERRIDES, target, g.path, e.start_line, "hierarchy", g.language
+                    )
+                    break
+
+    @staticmethod
+    def _emit(rows, seen, head, rel, tail, file, line, how, lang) -> None:
+        key = (head, int(rel), tail)
+        if key not in seen:
+            seen.add(key)
+            rows.append(
+                {
+                    "head": head,
+                    "relation": int(rel),
+                    "tail": tail,
+                    "file": file,
+                    "line": line,
+                    "resolution": how,
+                    "language": lang,
+                }
+            )
+
+    def external_entities(self, rows: list[dict]) -> list[dict]:
+        out, seen = [], set()
+        for r in rows:
+            t = r["tail"]
+            if t not in self.entities and t not in seen:
+                seen.add(t)
+                name = t.split(":", 1)[1].rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+                out.append(
+                    {
+                        "id": t,
+                        "kind": "external",
+                        "name": name,
+                        "language": r["language"],
+                        "file": None,
+                        "start_line": None,
+                        "end_line": None,
+                    }
+                )
+        return out

@@ -1,0 +1,171 @@
+"""Exact triples of every relation on a small java project (DESIGN §3 table)."""
+
+import pytest
+
+from graphmer.relations import Relation
+from tests.extract.helpers import extract_tables, triples
+
+FILES = {
+    "org/x/Base.java": """\
+package org.x;
+
+public abstract class Base implements Runnable {
+    protected int count;
+
+    public void run() { count++; }
+
+    public abstract String name(int n) throws java.io.IOException;
+}
+""",
+    "org/x/Shape.java": """\
+package org.x;
+
+public interface Shape extends Comparable<Shape> {
+    double area();
+}
+""",
+    "org/x/App.java": """\
+package org.x;
+
+import java.util.List;
+import org.y.Util;
+
+@Deprecated
+public class App extends Base implements Shape {
+    private List<String> names;
+
+    public App(List<String> names) { this.names = names; }
+
+    @Override
+    public String name(int n) throws IllegalStateException {
+        try {
+            names.add("x");
+            helper(n);
+            Util.log(count);
+            super.run();
+        } catch (IllegalArgumentException | java.io.IOException e) {
+            throw new IllegalStateException(e);
+        }
+        return new String("a");
+    }
+
+    public double area() { return 0; }
+
+    private void helper(int n) { }
+}
+""",
+    "org/x/AppTest.java": """\
+package org.x;
+
+import org.junit.Test;
+
+public class AppTest {
+    @Test
+    public void testArea() {
+        App app = new App(null);
+        app.area();
+    }
+}
+""",
+}
+
+EXPECTED = {
+    "contains": {
+        ("java:org.x", "java:org.x.App"),
+        ("java:org.x", "java:org.x.AppTest"),
+        ("java:org.x", "java:org.x.Base"),
+        ("java:org.x", "java:org.x.Shape"),
+        ("java:org.x.App", "java:org.x.App.<init>"),
+        ("java:org.x.App", "java:org.x.App.area"),
+        ("java:org.x.App", "java:org.x.App.helper"),
+        ("java:org.x.App", "java:org.x.App.name"),
+        ("java:org.x.AppTest", "java:org.x.AppTest.testArea"),
+        ("java:org.x.Base", "java:org.x.Base.name"),
+        ("java:org.x.Base", "java:org.x.Base.run"),
+        ("java:org.x.Shape", "java:org.x.Shape.area"),
+    },
+    "imports": {
+        ("java:org.x.App", "java:java.util.List"),
+        ("java:org.x.App", "java:org.y.Util"),
+        ("java:org.x.AppTest", "java:org.junit.Test"),
+    },
+    "calls": {
+        ("java:org.x.App.name", "java:java.util.List.add"),
+        ("java:org.x.App.name", "java:org.x.App.helper"),
+        ("java:org.x.App.name", "java:org.x.Base.run"),
+        ("java:org.x.App.name", "java:org.y.Util.log"),
+        ("java:org.x.AppTest.testArea", "java:org.x.App.area"),
+    },
+    "instantiates": {
+        ("java:org.x.App.name", "java:java.lang.IllegalStateException"),
+        ("java:org.x.App.name", "java:java.lang.String"),
+        ("java:org.x.AppTest.testArea", "java:org.x.App"),
+    },
+    "inherits": {
+        ("java:org.x.App", "java:org.x.Base"),
+        ("java:org.x.Shape", "java:java.lang.Comparable"),
+    },
+    "implements": {
+        ("java:org.x.App", "java:org.x.Shape"),
+        ("java:org.x.Base", "java:java.lang.Runnable"),
+    },
+    "overrides": {
+        ("java:org.x.App.area", "java:org.x.Shape.area"),
+        ("java:org.x.App.name", "java:org.x.Base.name"),
+    },
+    "has_parameter": {
+        ("java:org.x.App.<init>", "java:org.x.App.<init>.names"),
+        ("java:org.x.App.helper", "java:org.x.App.helper.n"),
+        ("java:org.x.App.name", "java:org.x.App.name.n"),
+        ("java:org.x.Base.name", "java:org.x.Base.name.n"),
+    },
+    "has_type": {
+        ("java:org.x.App.<init>.names", "java:java.util.List"),
+        ("java:org.x.App.helper.n", "java:int"),
+        ("java:org.x.App.name.n", "java:int"),
+        ("java:org.x.App.names", "java:java.util.List"),
+        ("java:org.x.Base.count", "java:int"),
+        ("java:org.x.Base.name.n", "java:int"),
+    },
+    "returns": {
+        ("java:org.x.App.area", "java:double"),
+        ("java:org.x.App.name", "java:java.lang.String"),
+        ("java:org.x.Base.name", "java:java.lang.String"),
+        ("java:org.x.Shape.area", "java:double"),
+    },
+    "has_field": {
+        ("java:org.x.App", "java:org.x.App.names"),
+        ("java:org.x.Base", "java:org.x.Base.count"),
+    },
+    "accesses": {
+        ("java:org.x.App.<init>", "java:org.x.App.names"),
+        ("java:org.x.App.name", "java:org.x.App.names"),
+        ("java:org.x.Base.run", "java:org.x.Base.count"),
+    },
+    "decorated_by": {
+        ("java:org.x.App", "java:java.lang.Deprecated"),
+        ("java:org.x.App.name", "java:java.lang.Override"),
+        ("java:org.x.AppTest.testArea", "java:org.junit.Test"),
+    },
+    "raises": {
+        ("java:org.x.App.name", "java:java.lang.IllegalStateException"),
+        ("java:org.x.Base.name", "java:java.io.IOException"),
+    },
+    "catches": {
+        ("java:org.x.App.name", "java:java.io.IOException"),
+        ("java:org.x.App.name", "java:java.lang.IllegalArgumentException"),
+    },
+    "tests": {
+        ("java:org.x.AppTest.testArea", "java:org.x.App.area"),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    return extract_tables(tmp_path_factory.mktemp("java"), FILES)
+
+
+@pytest.mark.parametrize("relation", list(Relation), ids=lambda r: r.label)
+def test_relation(tables, relation):
+    assert triples(tables, relation) == EXPECTED[relation.label]

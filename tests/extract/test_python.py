@@ -1,0 +1,161 @@
+"""Exact triples of every relation on a small python project (DESIGN §3 table)."""
+
+import pytest
+
+from graphmer.relations import Relation
+from tests.extract.helpers import extract_tables, triples
+
+FILES = {
+    "pkg/__init__.py": """\
+from .base import Base
+""",
+    "pkg/base.py": """\
+from typing import Protocol
+
+
+class Runner(Protocol):
+    def run(self) -> int: ...
+
+
+class Base:
+    limit = 3
+
+    def run(self, n: int) -> int:
+        return n
+""",
+    "pkg/app.py": """\
+import os.path as osp
+from . import base
+from .base import Base, Runner
+from pkg import Base as B2
+
+
+def helper(x):
+    return osp.join(x)
+
+
+@staticmethod
+class App(Base, Runner):
+    name: str = "app"
+
+    def __init__(self, size: "Size" = None):
+        self.size = size
+
+    def run(self, n: int) -> int:
+        try:
+            helper(self.size)
+            return super().run(n) + self.limit
+        except (ValueError, base.Oops) as err:
+            raise RuntimeError("no") from err
+
+    def make(self) -> "App":
+        return App(B2())
+""",
+    "tests/test_app.py": """\
+from pkg.app import App, helper
+
+
+def test_run():
+    assert App().run(1) == 1
+    helper(2)
+""",
+}
+
+EXPECTED = {
+    "contains": {
+        ("py:pkg.app", "py:pkg.app.App"),
+        ("py:pkg.app", "py:pkg.app.helper"),
+        ("py:pkg.app.App", "py:pkg.app.App.__init__"),
+        ("py:pkg.app.App", "py:pkg.app.App.make"),
+        ("py:pkg.app.App", "py:pkg.app.App.run"),
+        ("py:pkg.base", "py:pkg.base.Base"),
+        ("py:pkg.base", "py:pkg.base.Runner"),
+        ("py:pkg.base.Base", "py:pkg.base.Base.run"),
+        ("py:pkg.base.Runner", "py:pkg.base.Runner.run"),
+        ("py:test_app", "py:test_app.test_run"),
+    },
+    "imports": {
+        ("py:pkg", "py:pkg.base.Base"),
+        ("py:pkg.app", "py:os.path"),
+        ("py:pkg.app", "py:pkg.base"),
+        ("py:pkg.app", "py:pkg.base.Base"),
+        ("py:pkg.app", "py:pkg.base.Runner"),
+        ("py:pkg.base", "py:typing.Protocol"),
+        ("py:test_app", "py:pkg.app.App"),
+        ("py:test_app", "py:pkg.app.helper"),
+    },
+    "calls": {
+        ("py:pkg.app.App.run", "py:builtins.RuntimeError"),
+        ("py:pkg.app.App.run", "py:pkg.app.helper"),
+        ("py:pkg.app.App.run", "py:pkg.base.Base.run"),
+        ("py:pkg.app.helper", "py:os.path.join"),
+        ("py:test_app.test_run", "py:?.run"),
+        ("py:test_app.test_run", "py:pkg.app.helper"),
+    },
+    "instantiates": {
+        ("py:pkg.app.App.make", "py:pkg.app.App"),
+        ("py:pkg.app.App.make", "py:pkg.base.Base"),
+        ("py:test_app.test_run", "py:pkg.app.App"),
+    },
+    "inherits": {
+        ("py:pkg.app.App", "py:pkg.base.Base"),
+    },
+    "implements": {
+        ("py:pkg.app.App", "py:pkg.base.Runner"),
+    },
+    "overrides": {
+        ("py:pkg.app.App.run", "py:pkg.base.Base.run"),
+    },
+    "has_parameter": {
+        ("py:pkg.app.App.__init__", "py:pkg.app.App.__init__.size"),
+        ("py:pkg.app.App.run", "py:pkg.app.App.run.n"),
+        ("py:pkg.app.helper", "py:pkg.app.helper.x"),
+        ("py:pkg.base.Base.run", "py:pkg.base.Base.run.n"),
+    },
+    "has_type": {
+        ("py:pkg.app.App.__init__.size", "py:?.Size"),
+        ("py:pkg.app.App.name", "py:builtins.str"),
+        ("py:pkg.app.App.run.n", "py:builtins.int"),
+        ("py:pkg.base.Base.run.n", "py:builtins.int"),
+    },
+    "returns": {
+        ("py:pkg.app.App.make", "py:pkg.app.App"),
+        ("py:pkg.app.App.run", "py:builtins.int"),
+        ("py:pkg.base.Base.run", "py:builtins.int"),
+        ("py:pkg.base.Runner.run", "py:builtins.int"),
+    },
+    "has_field": {
+        ("py:pkg.app.App", "py:pkg.app.App.name"),
+        ("py:pkg.app.App", "py:pkg.app.App.size"),
+        ("py:pkg.base.Base", "py:pkg.base.Base.limit"),
+    },
+    "accesses": {
+        ("py:pkg.app.App.__init__", "py:pkg.app.App.size"),
+        ("py:pkg.app.App.run", "py:pkg.app.App.size"),
+        ("py:pkg.app.App.run", "py:pkg.base.Base.limit"),
+    },
+    "decorated_by": {
+        ("py:pkg.app.App", "py:builtins.staticmethod"),
+    },
+    "raises": {
+        ("py:pkg.app.App.run", "py:builtins.RuntimeError"),
+    },
+    "catches": {
+        ("py:pkg.app.App.run", "py:?.Oops"),
+        ("py:pkg.app.App.run", "py:builtins.ValueError"),
+    },
+    "tests": {
+        ("py:test_app.test_run", "py:pkg.app.App"),
+        ("py:test_app.test_run", "py:pkg.app.helper"),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    return extract_tables(tmp_path_factory.mktemp("python"), FILES)
+
+
+@pytest.mark.parametrize("relation", list(Relation), ids=lambda r: r.label)
+def test_relation(tables, relation):
+    assert triples(tables, relation) == EXPECTED[relation.label]
