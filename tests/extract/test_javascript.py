@@ -157,3 +157,26 @@ def tables(tmp_path_factory):
 @pytest.mark.parametrize("relation", list(Relation), ids=lambda r: r.label)
 def test_relation(tables, relation):
     assert triples(tables, relation) == EXPECTED[relation.label]
+
+
+def test_prototype_methods_and_their_jsdoc(tmp_path):
+    t = extract_tables(tmp_path, {"lib/outlayer.js": '''\
+function Outlayer(el) {}
+
+/**
+ * @param {Element} el the root
+ * @returns {String} the layout name
+ */
+Outlayer.prototype.layout = function(el) {
+  return render(el);
+};
+
+exports.render = function(el) { return el; };
+'''})
+    m = "js:lib/outlayer.js:"
+    assert triples(t, Relation.CONTAINS) == {("js:lib/outlayer.js", m + "Outlayer"),
+                                             ("js:lib/outlayer.js", m + "Outlayer.layout"),
+                                             ("js:lib/outlayer.js", m + "render")}
+    assert triples(t, Relation.HAS_TYPE) == {(m + "Outlayer.layout.el", "js:?.Element")}
+    assert triples(t, Relation.RETURNS) == {(m + "Outlayer.layout", "js:String")}
+    assert triples(t, Relation.CALLS) == {(m + "Outlayer.layout", m + "render")}

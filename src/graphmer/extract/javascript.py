@@ -39,6 +39,7 @@ QUERY = Query(
 (variable_declarator name: (identifier)
   value: (object [(pair value: {FUNCTION_VALUES}) (method_definition)])) @def
 (pair key: [(property_identifier) (string)] value: {FUNCTION_VALUES}) @def
+(assignment_expression left: (member_expression) right: {FUNCTION_VALUES}) @def
 (field_definition) @field
 (call_expression function: [(identifier) (member_expression)] @testfn
   arguments: (arguments . (string) . [(function_expression) (arrow_function)])) @test
@@ -196,7 +197,10 @@ class _File:
             name = text(name_node).strip("'\"") if name_node is not None else "anonymous"
             if kind == "test":
                 name, kind = f"test({name})", "function"
-            eid = self.child_id(parent, name)
+            qualifier = self._qualifier(node)
+            if node.type == "assignment_expression" and not qualifier:
+                kind = "function"  # exports.f = function () {...}
+            eid = self.child_id(parent, qualifier + name)
             ids.append(eid)
             self.entity(eid, kind, name, node, parent, name_node)
             self.g.add(parent, R.CONTAINS, exact(eid), node, name_node)
@@ -207,6 +211,16 @@ class _File:
             elif kind in ("function", "method"):
                 self._function(node, value, eid)
         return [(n, i, p) for n, i, p in zip(defs, ids, parents)]
+
+    @staticmethod
+    def _qualifier(node) -> str:
+        """`Outlayer.` for `Outlayer.prototype.layout = function`: keeps same-named methods apart."""
+        if node.type != "assignment_expression":
+            return ""
+        obj = node.child_by_field_name("left").child_by_field_name("object")
+        chain = dotted(obj) if obj is not None else None
+        parts = [p for p in (chain or "").split(".") if p not in ("prototype", "window", "exports", "module")]
+        return "".join(p + "." for p in parts)
 
     def _describe(self, node, parent: str):
         """(name node, kind, the node holding parameters/body) of a definition node."""
@@ -222,6 +236,9 @@ class _File:
             return name, kind, value
         if node.type == "class_declaration":
             return node.child_by_field_name("name"), "class", node
+        if node.type == "assignment_expression":  # Cls.prototype.m = function () {...}
+            value = node.child_by_field_name("right")
+            return node.child_by_field_name("left").child_by_field_name("property"), "method", value
         kind = "method" if node.type == "method_definition" or pkind in ("class", "object") else "function"
         return node.child_by_field_name("name"), kind, node
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from graphmer.relations import Relation
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(NamedTuple):
     """A reference to resolve after all files are parsed.
 
     kind: `id` (already exact), `name` (a bare name looked up from `scope`),
@@ -36,10 +36,9 @@ class Entity:
     span: tuple[int, int] | None = None  # bytes of the name, for the `def` mention
 
 
-@dataclass
-class Fact:
+class Fact(NamedTuple):
     head: str
-    relation: Relation
+    relation: int  # a Relation value
     ref: Ref
     line: int
     span: tuple[int, int] | None = None  # bytes of the reference, for a `ref` mention
@@ -59,7 +58,7 @@ class FileGraph:
         line = node.start_point[0] + 1 if node is not None else 0
         s = span_node or node
         span = (s.start_byte, s.end_byte) if s is not None else None
-        self.facts.append(Fact(head, relation, ref, line, span))
+        self.facts.append(Fact(head, int(relation), ref, line, span))  # ints pickle cheaply
 
 
 def exact(target: str) -> Ref:

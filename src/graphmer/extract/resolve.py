@@ -27,6 +27,10 @@ class LanguageSpec:
     qualified_names: bool = False  # `java.io.IOException` in code names a type fully
 
 
+TRIPLE_COLUMNS = ("head", "relation", "tail", "file", "line", "resolution", "language")
+MENTION_COLUMNS = ("entity_id", "file", "start_byte", "end_byte", "role")
+ENTITY_COLUMNS = ("id", "kind", "name", "language", "file", "start_line", "end_line")
+TAIL_DECIDES = frozenset({R.CALLS, R.INHERITS, R.ACCESSES, R.TESTS})
 CALLABLE = ("function", "method", "class", "interface")
 CLASSES = ("class", "interface")
 
@@ -53,7 +57,11 @@ class Resolver:
                     self.children[e.parent].setdefault(e.name, e.id)
                 if e.kind in CALLABLE:
                     self.by_name[(e.language, e.name)].add(e.id)
+        self._unique = {key: next(iter(ids)) for key, ids in self.by_name.items() if len(ids) == 1}
         self.bases: dict[str, list[str]] = defaultdict(list)
+        self._ancestors: dict[str, list[str]] = {}
+        self._hierarchy_done = False
+        self._names: dict[tuple[str, str, str], tuple[str, str] | None] = {}
 
     # ----------------------------------------------------------------- lookups
 
@@ -100,6 +108,9 @@ class Resolver:
         return tail, "import"
 
     def ancestors(self, cls: str) -> list[str]:
+        """Base classes, nearest first (cached: call only once the hierarchy is complete)."""
+        if cls in self._ancestors:
+            return self._ancestors[cls]
         seen, order, queue = {cls}, [], list(self.bases.get(cls, []))
         while queue:
             c = queue.pop(0)
@@ -107,6 +118,8 @@ class Resolver:
                 seen.add(c)
                 order.append(c)
                 queue.extend(self.bases.get(c, []))
+        if self._hierarchy_done:
+            self._ancestors[cls] = order
         return order
 
     def in_hierarchy(self, cls: str, name: str, include_self: bool = True) -> str | None:
@@ -116,6 +129,12 @@ class Resolver:
         return None
 
     def name(self, name: str, scope: str, file: str, lang: str) -> tuple[str, str] | None:
+        key = (name, scope, file)
+        if key not in self._names:
+            self._names[key] = self._lookup(name, scope, file, lang)
+        return self._names[key]
+
+    def _lookup(self, name: str, scope: str, file: str, lang: str) -> tuple[str, str] | None:
         spec = self.specs[lang]
         s: str | None = scope
         first = True
@@ -139,15 +158,16 @@ class Resolver:
         return None
 
     def unique(self, name: str, lang: str) -> str | None:
-        ids = self.by_name.get((lang, name), ())
-        return next(iter(ids)) if len(ids) == 1 else None
+        return self._unique.get((lang, name))
 
     # ----------------------------------------------------------------- refs
 
     def resolve(self, ref: Ref, file: str, lang: str) -> tuple[str, str]:
-        prefix = self.specs[lang].prefix
         if ref.kind == "id":
+            if ref.text in self.entities:
+                return ref.text, "exact"
             return self.path(ref.text) or (ref.text, "import")
+        prefix = self.specs[lang].prefix
         if ref.kind in ("self", "super"):
             found = self.in_hierarchy(ref.scope, ref.text, include_self=ref.kind == "self")
             if found:
@@ -181,42 +201,42 @@ class Resolver:
 
     # ----------------------------------------------------------------- triples
 
-    def triples(self, graphs: list[FileGraph]) -> tuple[list[dict], list[dict]]:
-        """Resolved triples (unique by head, relation, tail) and `ref` mentions."""
-        resolved: list[tuple[FileGraph, Fact, str, str]] = []
+    def triples(self, graphs: list[FileGraph]) -> tuple[dict[str, list], dict[str, list]]:
+        """Resolved triples (unique by head, relation, tail) and `ref` mentions, as columns."""
         hierarchy = (R.INHERITS, R.IMPLEMENTS)
+        rows: list[tuple] = []
+        mentions: list[tuple] = []
+        seen: set = set()
         for g in graphs:  # the hierarchy first: member lookups need it
             for f in g.facts:
                 if f.relation in hierarchy:
                     tail, how = self.resolve(f.ref, g.path, g.language)
                     self.bases[f.head].append(tail)
-                    resolved.append((g, f, tail, how))
+                    self._add(rows, mentions, seen, g, f, tail, how)
+        self._hierarchy_done = True
         for g in graphs:
             for f in g.facts:
                 if f.relation not in hierarchy:
-                    resolved.append((g, f, *self.resolve(f.ref, g.path, g.language)))
-        rows, mentions, seen = [], [], set()
-        for g, f, tail, how in resolved:
-            rel = self.relabel(f.head, f.relation, tail)
-            if rel is None:
-                continue
-            if tail in self.entities and f.span and how != "unresolved":
-                mentions.append(
-                    {
-                        "entity_id": tail,
-                        "file": g.path,
-                        "start_byte": f.span[0],
-                        "end_byte": f.span[1],
-                        "role": "ref",
-                    }
-                )
-            self._emit(rows, seen, f.head, rel, tail, g.path, f.line, how, g.language)
+                    self._add(rows, mentions, seen, g, f, *self.resolve(f.ref, g.path, g.language))
         for g in graphs:
             self._overrides(g, rows, seen)
-        return rows, mentions
+        return _columns(rows, TRIPLE_COLUMNS), _columns(mentions, MENTION_COLUMNS)
+
+    def _add(self, rows, mentions, seen, g: FileGraph, f: Fact, tail: str, how: str) -> None:
+        rel = self.relabel(f.head, f.relation, tail)
+        if rel is None:
+            return
+        if f.span and how != "unresolved" and tail in self.entities:
+            mentions.append((tail, g.path, f.span[0], f.span[1], "ref"))
+        key = (f.head, rel, tail)
+        if key not in seen:
+            seen.add(key)
+            rows.append((f.head, int(rel), tail, g.path, f.line, how, g.language))
 
     def relabel(self, head: str, rel: R, tail: str) -> R | None:
         """Relations that the tail's kind decides: a call of a class instantiates it, etc."""
+        if rel not in TAIL_DECIDES:
+            return rel
         kind = self.entities[tail].kind if tail in self.entities else "external"
         if rel == R.CALLS and kind in CLASSES:
             return R.INSTANTIATES
@@ -237,44 +257,29 @@ class Resolver:
             for anc in self.ancestors(e.parent):
                 target = self.children.get(anc, {}).get(e.name)
                 if target and self.entities[target].kind == "method":
-                    self._emit(
-                        rows, seen, e.id, R.OVERRIDES, target, g.path, e.start_line, "hierarchy", g.language
-                    )
+                    if (e.id, R.OVERRIDES, target) not in seen:
+                        seen.add((e.id, R.OVERRIDES, target))
+                        rows.append((e.id, int(R.OVERRIDES), target, g.path, e.start_line, "hierarchy",
+                                     g.language))
                     break
 
-    @staticmethod
-    def _emit(rows, seen, head, rel, tail, file, line, how, lang) -> None:
-        key = (head, int(rel), tail)
-        if key not in seen:
-            seen.add(key)
-            rows.append(
-                {
-                    "head": head,
-                    "relation": int(rel),
-                    "tail": tail,
-                    "file": file,
-                    "line": line,
-                    "resolution": how,
-                    "language": lang,
-                }
-            )
-
-    def external_entities(self, rows: list[dict]) -> list[dict]:
-        out, seen = [], set()
-        for r in rows:
-            t = r["tail"]
+    def entity_columns(self, triples: dict[str, list]) -> dict[str, list]:
+        """Every defined entity, then every external tail (kind `external`, no file)."""
+        cols: dict[str, list] = {k: [] for k in ENTITY_COLUMNS}
+        for e in self.entities.values():
+            for k, v in zip(ENTITY_COLUMNS, (e.id, e.kind, e.name, e.language, e.file, e.start_line,
+                                             e.end_line)):
+                cols[k].append(v)
+        seen: set[str] = set()
+        for t, lang in zip(triples["tail"], triples["language"]):
             if t not in self.entities and t not in seen:
                 seen.add(t)
                 name = t.split(":", 1)[1].rsplit(".", 1)[-1].rsplit(":", 1)[-1]
-                out.append(
-                    {
-                        "id": t,
-                        "kind": "external",
-                        "name": name,
-                        "language": r["language"],
-                        "file": None,
-                        "start_line": None,
-                        "end_line": None,
-                    }
-                )
-        return out
+                for k, v in zip(ENTITY_COLUMNS, (t, "external", name, lang, None, None, None)):
+                    cols[k].append(v)
+        return cols
+
+
+def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
+    cols = list(zip(*rows)) if rows else [() for _ in names]
+    return {name: list(col) for name, col in zip(names, cols)}
