@@ -1,0 +1,139 @@
+"""Byte-level BPE for code (HuggingFace `tokenizers`), trained on the training split only.
+
+Pre-tokenization keeps identifiers whole (`self._cache_key` is `self`, `.`,
+`_cache_key`), unlike the GPT-2 regex that splits at every underscore, so a
+frequent identifier can become a single token. Byte-level BPE covers every
+byte: decode(encode(x)) == x for any text, which the stage checks on every file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from graphmer import GraphmerError, atomic
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
+# An identifier, a number, a run of punctuation (each with one optional leading space), whitespace.
+PRETOKEN = r" ?[A-Za-z_$][A-Za-z0-9_$]*| ?[0-9]+| ?[^\sA-Za-z0-9_$]+|\s+(?!\S)|\s+"
+IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+
+def new_tokenizer() -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKEN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int,
+    min_frequency: int = 2,
+    length: int | None = None,
+    progress: bool = False,
+) -> Tokenizer:
+    """Train on a stream of texts (never held in memory at once)."""
+    tok = new_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=progress,
+    )
+    tok.train_from_iterator(texts, trainer=trainer, length=length)
+    for i, special in enumerate(SPECIAL_TOKENS):
+        assert tok.token_to_id(special) == i, "special tokens must have ids 0..4"
+    return tok
+
+
+def save(tok: Tokenizer, path: str | Path) -> None:
+    atomic.write_text(path, tok.to_str())
+
+
+def load(path: str | Path) -> Tokenizer:
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises its own Exception subclass
+        raise GraphmerError(f"cannot load tokenizer {path}: {err}") from err
+
+
+def read_texts(paths: Iterable[Path]) -> Iterator[str]:
+    for p in paths:
+        yield p.read_bytes().decode("utf-8")
+
+
+def text_stats(tok: Tokenizer, texts: Iterable[str], batch: int = 64) -> dict:
+    """Tokens per line and per file, identifiers kept as one token, round-trip failures."""
+    files = lines = tokens = idents = single = failures = 0
+    buf: list[str] = []
+
+    def flush() -> None:
+        nonlocal files, lines, tokens, idents, single, failures
+        for text, enc in zip(buf, tok.encode_batch(buf)):
+            files += 1
+            lines += text.count("\n") + (not text.endswith("\n"))
+            tokens += len(enc.ids)
+            whole = {(s, e) for s, e in enc.offsets}
+            for m in IDENTIFIER.finditer(text):
+                idents += 1
+                s, e = m.span()
+                single += (s, e) in whole or (s > 0 and text[s - 1] == " " and (s - 1, e) in whole)
+            failures += tok.decode(enc.ids, skip_special_tokens=False) != text
+        buf.clear()
+
+    for text in texts:
+        buf.append(text)
+        if len(buf) == batch:
+            flush()
+    flush()
+    return {
+        "files": files,
+        "tokens": tokens,
+        "tokens_per_file": round(tokens / max(files, 1), 2),
+        "tokens_per_line": round(tokens / max(lines, 1), 3),
+        "identifier_single_token_share": round(single / max(idents, 1), 4),
+        "roundtrip_failures": failures,
+    }
+
+
+def build(
+    raw_dir: str | Path,
+    files_parquet: str | Path,
+    out_path: str | Path,
+    vocab_size: int,
+    min_frequency: int,
+    val_fraction: float,
+    seed: int,
+    metrics_path: str | Path | None = None,
+) -> dict:
+    """Train on the training-split files of a fetched, extracted corpus; save; measure both splits."""
+    import pyarrow.parquet as pq
+
+    from graphmer.split import assign_splits
+
+    splits = assign_splits(pq.read_table(files_parquet), val_fraction, seed)
+    paths = {s: [Path(raw_dir) / p for p, sp in sorted(splits.items()) if sp == s] for s in ("train", "val")}
+    if not paths["train"]:
+        raise GraphmerError(f"no training files in {files_parquet}: the corpus is empty")
+    tok = train_tokenizer(read_texts(paths["train"]), vocab_size, min_frequency, len(paths["train"]))
+    metrics = {"vocab_size": tok.get_vocab_size(), "special_tokens": list(SPECIAL_TOKENS)}
+    for split, files in paths.items():
+        metrics[split] = text_stats(tok, read_texts(files))
+    failures = sum(metrics[s]["roundtrip_failures"] for s in paths)
+    if failures:
+        raise GraphmerError(f"decode(encode(x)) != x on {failures} files: the tokenizer is not lossless")
+    save(tok, out_path)
+    if metrics_path is not None:
+        atomic.write_json(metrics_path, metrics)
+    return metrics
