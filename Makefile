@@ -25,6 +25,7 @@ lint: setup
 
 bench: setup
 	python benchmarks/extract.py
+	python benchmarks/loader.py
 
 clean-venv:
 	rm -rf $(VENV)

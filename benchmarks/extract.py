@@ -41,7 +41,7 @@ def raw_parse(items: list[tuple[str, str]], workers: int) -> float:
     if workers == 1:
         parse_files(items)
     else:
-        chunks = [items[i::workers * 8] for i in range(workers * 8)]
+        chunks = [items[i :: workers * 8] for i in range(workers * 8)]
         with ProcessPoolExecutor(workers) as pool:
             list(pool.map(parse_files, chunks))
     return time.perf_counter() - start
@@ -75,11 +75,15 @@ def main() -> None:
         raw = min(raw_parse(items, workers) for _ in range(args.repeat))
         ext = min(extraction(roots, workers) for _ in range(args.repeat))
         results[workers] = (raw, ext)
-        print(f"workers={workers}: raw parse {mb / raw:6.2f} MB/s | extraction {mb / ext:6.2f} MB/s | "
-              f"extraction/raw = {raw / ext:.2f}")
+        print(
+            f"workers={workers}: raw parse {mb / raw:6.2f} MB/s | extraction {mb / ext:6.2f} MB/s | "
+            f"extraction/raw = {raw / ext:.2f}"
+        )
     if cores > 1:
-        print(f"extraction speed-up on {cores} cores: {results[1][1] / results[cores][1]:.2f}x "
-              f"(raw parse: {results[1][0] / results[cores][0]:.2f}x)")
+        print(
+            f"extraction speed-up on {cores} cores: {results[1][1] / results[cores][1]:.2f}x "
+            f"(raw parse: {results[1][0] / results[cores][0]:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -13,14 +13,18 @@ import yaml
 
 from tests.conftest import ROOT, git
 
-STAGES = ["fetch", "extract"]
+STAGES = ["fetch", "extract", "tokenizer", "samples"]
 
 
 def dvc(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -33,7 +37,8 @@ def project(tmp_path_factory) -> Path:
     (corpus / "pkg/__init__.py").write_text("")
     (corpus / "pkg/core.py").write_text("class Base:\n    def run(self):\n        pass\n")
     (corpus / "pkg/app.py").write_text(
-        "from pkg.core import Base\n\nclass App(Base):\n    def run(self):\n        super().run()\n")
+        "from pkg.core import Base\n\nclass App(Base):\n    def run(self):\n        super().run()\n"
+    )
     (corpus / "web").mkdir()
     (corpus / "web/a.js").write_text("function a() { b(); }\nfunction b() {}\n")
     (corpus / "src/org/x").mkdir(parents=True)
@@ -47,6 +52,8 @@ def project(tmp_path_factory) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["corpus"]["sources"] = [{"name": "tiny", "kind": "local", "path": str(corpus)}]
     params["extract"]["workers"] = 1
+    params["tokenizer"]["vocab_size"] = 300
+    params["samples"].update(roots=16, stride=16, leaves=3)
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     git(proj, "init", "-q")
     dvc(proj, "init", "-q")
@@ -63,7 +70,11 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
     assert kg["triples_by_relation"]["overrides"]["python"] == 1
     triples = pd.read_parquet(project / "data/kg/triples.parquet")
     assert ("py:pkg.app.App.run", 6, "py:pkg.core.Base.run") in set(
-        zip(triples["head"], triples["relation"], triples["tail"]))
+        zip(triples["head"], triples["relation"], triples["tail"])
+    )
+    samples = json.loads((project / "metrics/samples.json").read_text())
+    assert samples["train"]["windows"] + samples["val"]["windows"] >= 5
+    assert json.loads((project / "metrics/tokenizer.json").read_text())["vocab_size"] <= 300
     assert "up to date" in dvc(project, "repro")
     assert "up to date" in dvc(project, "status")
 
@@ -75,3 +86,10 @@ def test_a_param_change_reruns_only_what_depends_on_it(project):
     out = dvc(project, "repro")
     assert "Running stage 'extract'" in out
     assert "Running stage 'fetch'" not in out
+
+
+def test_a_loader_only_param_reruns_nothing_that_samples_write(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["samples"]["mask_rate"] = 0.2  # read at batch time by the loader, not by the samples stage
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert "Running stage" not in dvc(project, "repro")

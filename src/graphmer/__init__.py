@@ -20,3 +20,11 @@ def guarded(name: str, fn: Callable[[], object]) -> None:
     except KeyboardInterrupt:
         print(f"{name}: interrupted; no output was replaced", file=sys.stderr)
         sys.exit(130)
+
+
+def progress_bar(iterable=None, **kwargs):
+    """A tqdm bar; in a log (no terminal) it prints every 10 s instead of every 0.1 s."""
+    from tqdm import tqdm
+
+    kwargs.setdefault("mininterval", 0.1 if sys.stderr.isatty() else 10.0)
+    return tqdm(iterable, **kwargs)

@@ -128,11 +128,76 @@ class ExtractConfig:
         return self.workers or os.cpu_count() or 1
 
 
+# --------------------------------------------------------------------------- split, tokenizer
+
+
+@dataclass
+class SplitConfig:
+    """`split`: the train/validation split by file (read by tokenizer, samples and evaluate)."""
+
+    val_fraction: float = 0.2
+    """Share of (de-duplicated) files held out for validation."""
+    seed: int = 0
+    """Salt of the content hash that assigns files; change it for another split."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError("split.val_fraction must be between 0 and 1")
+
+
+@dataclass
+class TokenizerConfig:
+    """`tokenizer`: byte-level BPE trained on the training split."""
+
+    vocab_size: int = 8000
+    """Vocabulary size, the 5 special tokens and 256 byte symbols included."""
+    min_frequency: int = 2
+    """A merge must occur at least this often."""
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 300:
+            raise ConfigError("tokenizer.vocab_size must be >= 300 (256 bytes + specials + merges)")
+
+
+@dataclass
+class SamplesConfig:
+    """`samples`: GraphMERT leafy-chain windows and how the loader fills and masks them."""
+
+    roots: int = 128
+    """R: code tokens per window (the chain of roots)."""
+    leaves: int = 7
+    """L: leaf slots per root; sequence length is R + R*L."""
+    stride: int = 128
+    """Tokens between window starts (< roots: overlapping windows)."""
+    balance: bool = True
+    """Draw the injected triple of an anchor with weight 1/frequency of its relation."""
+    mask_rate: float = 0.15
+    """Share of roots masked (span masking)."""
+    span_p: float = 0.2
+    """Geometric parameter of span lengths (clipped to 1..max_span)."""
+    max_span: int = 7
+    """Longest masked span of roots."""
+    leaf_mask_prob: float = 0.15
+    """Probability that a non-empty leaf group is masked whole."""
+
+    def __post_init__(self) -> None:
+        if self.roots < 2 or self.leaves < 1 or not 0 < self.stride <= self.roots:
+            raise ConfigError("samples: need roots >= 2, leaves >= 1 and 0 < stride <= roots")
+        if self.roots >= 2**15:
+            raise ConfigError("samples.roots must be < 32768")
+        for key in ("mask_rate", "span_p", "leaf_mask_prob"):
+            if not 0.0 < getattr(self, key) < 1.0:
+                raise ConfigError(f"samples.{key} must be between 0 and 1")
+
+
 # --------------------------------------------------------------------------- building
 
 SECTIONS: dict[str, type] = {
     "corpus": CorpusConfig,
     "extract": ExtractConfig,
+    "split": SplitConfig,
+    "tokenizer": TokenizerConfig,
+    "samples": SamplesConfig,
 }
 
 

@@ -160,7 +160,10 @@ def test_relation(tables, relation):
 
 
 def test_prototype_methods_and_their_jsdoc(tmp_path):
-    t = extract_tables(tmp_path, {"lib/outlayer.js": '''\
+    t = extract_tables(
+        tmp_path,
+        {
+            "lib/outlayer.js": """\
 function Outlayer(el) {}
 
 /**
@@ -172,11 +175,15 @@ Outlayer.prototype.layout = function(el) {
 };
 
 exports.render = function(el) { return el; };
-'''})
+"""
+        },
+    )
     m = "js:lib/outlayer.js:"
-    assert triples(t, Relation.CONTAINS) == {("js:lib/outlayer.js", m + "Outlayer"),
-                                             ("js:lib/outlayer.js", m + "Outlayer.layout"),
-                                             ("js:lib/outlayer.js", m + "render")}
+    assert triples(t, Relation.CONTAINS) == {
+        ("js:lib/outlayer.js", m + "Outlayer"),
+        ("js:lib/outlayer.js", m + "Outlayer.layout"),
+        ("js:lib/outlayer.js", m + "render"),
+    }
     assert triples(t, Relation.HAS_TYPE) == {(m + "Outlayer.layout.el", "js:?.Element")}
     assert triples(t, Relation.RETURNS) == {(m + "Outlayer.layout", "js:String")}
     assert triples(t, Relation.CALLS) == {(m + "Outlayer.layout", m + "render")}

@@ -12,9 +12,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
-from graphmer import atomic
+from graphmer import atomic, progress_bar
 from graphmer.config import CorpusConfig, SourceConfig
 from graphmer.corpus.archive import Limits
 from graphmer.corpus.sources import FetchError, PathFilter, fetch_source
@@ -79,7 +77,7 @@ def fetch_corpus(cfg: CorpusConfig, out_dir: str | Path, metrics_path: str | Pat
     limits = Limits(cfg.max_archive_member_bytes, cfg.max_archive_total_bytes, cfg.max_archive_members)
     per_source: dict[str, dict] = {}
     with atomic.atomic_dir(out_dir) as staging:
-        for src in tqdm(cfg.sources, desc="fetch", unit="source"):
+        for src in progress_bar(cfg.sources, desc="fetch", unit="source"):
             with tempfile.TemporaryDirectory(prefix=f"graphmer-{src.name}-") as work:
                 root = fetch_source(src, Path(work), limits)
                 per_source[src.name] = select_files(root, src, staging / src.name)

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
-from graphmer import GraphmerError, atomic
+from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.extract import java, javascript, python
 from graphmer.extract.model import FileGraph
 from graphmer.extract.resolve import MENTION_COLUMNS, LanguageSpec, Resolver
@@ -109,7 +108,7 @@ def _extract_chunk(args: tuple[list[Task], int]) -> list[tuple[dict, FileGraph |
 
 def parse_all(tasks: list[Task], workers: int, max_bytes: int, chunk: int, progress: bool = True):
     chunks = [(tasks[i : i + chunk], max_bytes) for i in range(0, len(tasks), chunk)]
-    bar = tqdm(total=len(tasks), desc="extract", unit="file", disable=not progress)
+    bar = progress_bar(total=len(tasks), desc="extract", unit="file", disable=not progress)
     results: list[tuple[dict, FileGraph | None]] = []
     if workers <= 1:
         mapped = map(_extract_chunk, chunks)
@@ -223,10 +222,12 @@ def kg_metrics(tables: dict[str, pa.Table], seconds: float) -> dict:
         "entities_by_kind": dict(sorted(kinds.items())),
         "triples": len(triples["relation"]),
         "mentions": tables["mentions"].num_rows,
-        "triples_by_language": {lang: sum(per_rel[(i, lang)] for i in range(len(RELATION_NAMES)))
-                                for lang in LANGUAGES},
-        "triples_by_relation": {name: {lang: per_rel[(i, lang)] for lang in LANGUAGES}
-                                for i, name in enumerate(RELATION_NAMES)},
+        "triples_by_language": {
+            lang: sum(per_rel[(i, lang)] for i in range(len(RELATION_NAMES))) for lang in LANGUAGES
+        },
+        "triples_by_relation": {
+            name: {lang: per_rel[(i, lang)] for lang in LANGUAGES} for i, name in enumerate(RELATION_NAMES)
+        },
         "resolution_share": {r: round(res[r] / n, 4) for r in RESOLUTIONS},
         "megabytes": round(mb, 3),
         "seconds": round(seconds, 2),

@@ -259,16 +259,18 @@ class Resolver:
                 if target and self.entities[target].kind == "method":
                     if (e.id, R.OVERRIDES, target) not in seen:
                         seen.add((e.id, R.OVERRIDES, target))
-                        rows.append((e.id, int(R.OVERRIDES), target, g.path, e.start_line, "hierarchy",
-                                     g.language))
+                        rows.append(
+                            (e.id, int(R.OVERRIDES), target, g.path, e.start_line, "hierarchy", g.language)
+                        )
                     break
 
     def entity_columns(self, triples: dict[str, list]) -> dict[str, list]:
         """Every defined entity, then every external tail (kind `external`, no file)."""
         cols: dict[str, list] = {k: [] for k in ENTITY_COLUMNS}
         for e in self.entities.values():
-            for k, v in zip(ENTITY_COLUMNS, (e.id, e.kind, e.name, e.language, e.file, e.start_line,
-                                             e.end_line)):
+            for k, v in zip(
+                ENTITY_COLUMNS, (e.id, e.kind, e.name, e.language, e.file, e.start_line, e.end_line)
+            ):
                 cols[k].append(v)
         seen: set[str] = set()
         for t, lang in zip(triples["tail"], triples["language"]):

@@ -1,0 +1,230 @@
+"""GraphMERT leafy-chain samples for code: windows of root tokens with anchored graph triples.
+
+A window holds `roots` (R) code tokens; root i owns leaf slots R + i*L ... R + i*L + L-1.
+A head entity is anchored at the first root token of each of its mentions in the
+window (a definition or a resolved reference, from mentions.parquet), and every
+triple (head, relation, tail) becomes a candidate for that anchor's leaf group:
+the tail's short name in BPE tokens. The loader (`graphmer.data`) picks one
+candidate per anchor each epoch, so nothing about the injection is stored.
+
+Outputs in `out_dir`: train.parquet and val.parquet (one row per window) and
+tails.parquet (the tail vocabulary: entity id, name, token ids).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from graphmer import GraphmerError, atomic, progress_bar
+from graphmer.relations import RELATION_NAMES
+from graphmer.split import SPLITS, assign_splits
+from graphmer.tokenizer import load as load_tokenizer
+
+WINDOW_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("start", pa.int32()),  # index of the first root in the file's token sequence
+        ("roots", pa.list_(pa.int32())),  # <= R token ids (the loader pads)
+        ("cand_anchor", pa.list_(pa.int16())),  # root index of the head's first token
+        ("cand_end", pa.list_(pa.int16())),  # root index just past the head mention
+        ("cand_relation", pa.list_(pa.int8())),
+        ("cand_tail", pa.list_(pa.int32())),  # row of tails.parquet
+        ("cand_copyable", pa.list_(pa.bool_())),  # the tail's name occurs in the window's code
+    ]
+)
+TAIL_SCHEMA = pa.schema(
+    [("tail", pa.string()), ("name", pa.string()), ("ids", pa.list_(pa.int32())), ("truncated", pa.bool_())]
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    roots: int = 128
+    leaves: int = 7
+    stride: int = 128
+
+    @property
+    def length(self) -> int:
+        return self.roots + self.roots * self.leaves
+
+
+class Tails:
+    """Tail entities as token sequences, numbered in order of first use."""
+
+    def __init__(self, tok, leaves: int):
+        self.tok, self.leaves = tok, leaves
+        self.index: dict[str, int] = {}
+        self.rows: list[tuple[str, str, list[int], bool]] = []
+
+    def get(self, tail: str, name: str) -> int:
+        if tail not in self.index:
+            ids = self.tok.encode(name).ids
+            self.index[tail] = len(self.rows)
+            self.rows.append((tail, name, ids[: self.leaves], len(ids) > self.leaves))
+        return self.index[tail]
+
+    def table(self) -> pa.Table:
+        cols = list(zip(*self.rows)) if self.rows else [[], [], [], []]
+        return pa.table(dict(zip(TAIL_SCHEMA.names, map(list, cols))), schema=TAIL_SCHEMA)
+
+
+def window_starts(n: int, layout: Layout) -> list[int]:
+    """Starts of windows covering n tokens; a short file gets one (padded) window."""
+    if n <= layout.roots:
+        return [0]
+    starts = list(range(0, n - layout.roots + 1, layout.stride))
+    if starts[-1] + layout.roots < n:
+        starts.append(n - layout.roots)
+    return starts
+
+
+def char_offsets(data: bytes, text: str, byte_positions: np.ndarray) -> np.ndarray:
+    """Byte offsets -> str offsets (identity for ASCII)."""
+    if len(data) == len(text):
+        return byte_positions
+    lead = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80
+    chars_before = np.concatenate([[0], np.cumsum(lead)])
+    return chars_before[byte_positions]
+
+
+def mention_tokens(
+    tok_ends: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token span [first, last] of each char span: first token ending after start, ... after end-1."""
+    first = np.searchsorted(tok_ends, starts, side="right")
+    last = np.searchsorted(tok_ends, np.maximum(ends - 1, starts), side="right")
+    return first, last
+
+
+class KG:
+    """What the sampler needs of the knowledge graph, indexed for lookups."""
+
+    def __init__(self, kg_dir: Path):
+        ent = pq.read_table(kg_dir / "entities.parquet", columns=["id", "name"]).to_pydict()
+        self.name = dict(zip(ent["id"], ent["name"]))
+        tri = pq.read_table(kg_dir / "triples.parquet", columns=["head", "relation", "tail"]).to_pydict()
+        self.out: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for h, r, t in zip(tri["head"], tri["relation"], tri["tail"]):
+            self.out[h].append((r, t))
+        men = pq.read_table(kg_dir / "mentions.parquet").to_pydict()
+        self.mentions: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        for e, f, s, t in zip(men["entity_id"], men["file"], men["start_byte"], men["end_byte"]):
+            if e in self.out:
+                self.mentions[f].append((e, s, t))
+
+
+def file_windows(path: str, data: bytes, tok, kg: KG, tails: Tails, layout: Layout) -> list[dict]:
+    text = data.decode("utf-8")
+    enc = tok.encode(text)
+    ids = np.asarray(enc.ids, dtype=np.int32)
+    offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+    mentions = sorted(kg.mentions.get(path, []), key=lambda m: (m[1], m[0]))
+    if mentions:
+        spans = np.asarray([(s, e) for _, s, e in mentions], dtype=np.int64)
+        cspans = char_offsets(data, text, spans)
+        first, last = mention_tokens(offsets[:, 1], cspans[:, 0], cspans[:, 1])
+    rows = []
+    for w in window_starts(len(ids), layout):
+        end = min(w + layout.roots, len(ids))
+        chars = text[offsets[w, 0] : offsets[end - 1, 1]] if end > w else ""
+        cand: dict[str, list] = {k: [] for k in WINDOW_SCHEMA.names[3:]}
+        anchored: set[int] = set()
+        for k, (entity, _, _) in enumerate(mentions):
+            a = int(first[k]) - w
+            if not 0 <= a < end - w or a in anchored:
+                continue
+            anchored.add(a)  # one head per root: the first mention starting there
+            head_end = min(int(last[k]) + 1 - w, end - w)
+            for rel, tail in kg.out[entity]:
+                name = kg.name.get(tail, tail)
+                cand["cand_anchor"].append(a)
+                cand["cand_end"].append(head_end)
+                cand["cand_relation"].append(rel)
+                cand["cand_tail"].append(tails.get(tail, name))
+                cand["cand_copyable"].append(name in chars)
+        rows.append({"file": path, "start": w, "roots": ids[w:end].tolist(), **cand})
+    return rows
+
+
+def build_samples(
+    raw_dir: str | Path,
+    kg_dir: str | Path,
+    tokenizer_path: str | Path,
+    out_dir: str | Path,
+    layout: Layout,
+    val_fraction: float,
+    seed: int,
+    metrics_path: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    raw_dir, kg_dir, out_dir = Path(raw_dir), Path(kg_dir), Path(out_dir)
+    tok = load_tokenizer(tokenizer_path)
+    splits = assign_splits(pq.read_table(kg_dir / "files.parquet"), val_fraction, seed)
+    if not any(s in SPLITS for s in splits.values()):
+        raise GraphmerError(f"no extracted files in {kg_dir / 'files.parquet'}: the corpus is empty")
+    kg = KG(kg_dir)
+    tails = Tails(tok, layout.leaves)
+    windows: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for path, split in progress_bar(
+        sorted(splits.items()), desc="samples", unit="file", disable=not progress
+    ):
+        if split in SPLITS:
+            windows[split] += file_windows(path, (raw_dir / path).read_bytes(), tok, kg, tails, layout)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for split, rows in windows.items():
+        table = pa.Table.from_pylist(rows, schema=WINDOW_SCHEMA)
+        with atomic.atomic_path(out_dir / f"{split}.parquet") as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+    tail_table = tails.table()
+    with atomic.atomic_path(out_dir / "tails.parquet") as tmp:
+        pq.write_table(tail_table, tmp, compression="zstd")
+    metrics = sample_metrics(windows, tail_table, layout, splits)
+    if metrics_path is not None:
+        atomic.write_json(metrics_path, metrics)
+    return metrics
+
+
+def sample_metrics(
+    windows: dict[str, list[dict]], tails: pa.Table, layout: Layout, splits: dict[str, str]
+) -> dict:
+    tail_len = np.asarray([len(ids) for ids in tails.column("ids").to_pylist()] or [0])
+    truncated = tails.column("truncated").to_pylist()
+    out: dict = {
+        "layout": {
+            "roots": layout.roots,
+            "leaves": layout.leaves,
+            "stride": layout.stride,
+            "sequence_length": layout.length,
+        },
+        "files": dict(Counter(splits.values())),
+        "tails": len(tail_len),
+        "tails_truncated": int(sum(truncated)),
+    }
+    for split, rows in windows.items():
+        anchors = [len(set(r["cand_anchor"])) for r in rows]
+        cands = sum(len(r["cand_relation"]) for r in rows)
+        # Expected filled leaf slots with one candidate per anchor, drawn uniformly.
+        filled = 0.0
+        for r in rows:
+            per_anchor: dict[int, list[int]] = defaultdict(list)
+            for a, t in zip(r["cand_anchor"], r["cand_tail"]):
+                per_anchor[a].append(int(tail_len[t]))
+            filled += sum(np.mean(v) for v in per_anchor.values())
+        rel = Counter(x for r in rows for x in r["cand_relation"])
+        copy = sum(sum(r["cand_copyable"]) for r in rows)
+        out[split] = {
+            "windows": len(rows),
+            "anchored_heads_per_window": round(float(np.mean(anchors)) if anchors else 0.0, 3),
+            "windows_without_anchor": sum(1 for a in anchors if a == 0),
+            "candidate_triples": cands,
+            "leaf_fill_rate": round(filled / max(len(rows) * layout.roots * layout.leaves, 1), 4),
+            "copyable_share": round(copy / max(cands, 1), 4),
+            "triples_per_relation": {name: rel[i] for i, name in enumerate(RELATION_NAMES)},
+        }
+    return out

@@ -1,0 +1,190 @@
+"""The leafy-chain data loader: fill leaf groups and draw masks at batch time.
+
+For each window and epoch (deterministic in seed, epoch and window index):
+1. every anchored head gets one of its candidate triples (relation-balanced:
+   weight 1/frequency of the relation in this split when `balance`), whose tail
+   tokens fill the anchor root's leaf group; a tail text is injected at most
+   once per window, so a masked leaf group is never revealed by a copy;
+2. roots are span-masked: spans start at word starts, lengths ~ geometric(p)
+   clipped to 1..max_span, until `mask_rate` of the real roots are covered;
+3. each non-empty leaf group is masked whole with probability `leaf_mask_prob`.
+Masked positions become [MASK] 80%, a random token 10%, themselves 10%.
+
+An item: input_ids (N,), labels (N,) with -100 where nothing is predicted,
+attention_mask (N,) True for real tokens, leaf_relation (R,) (-1: empty group),
+head_end (R,) (head tokens of group i are roots i..head_end[i]-1), leaf_tail (R,)
+(row of tails.parquet, -1: empty), leaf_copyable (R,), with N = R + R*L.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from graphmer.tokenizer import MASK, PAD, SPECIAL_TOKENS
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Masking:
+    mask_rate: float = 0.15
+    span_p: float = 0.2
+    max_span: int = 7
+    leaf_mask_prob: float = 0.15
+    balance: bool = True
+
+
+def word_starts(vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per token id: does it begin a word (space, newline, punctuation first), does it end one."""
+    size = max(vocab.values()) + 1
+    begins, ends = np.ones(size, bool), np.ones(size, bool)
+    for token, i in vocab.items():
+        if token in SPECIAL_TOKENS or not token:
+            continue
+        # Byte-level BPE writes a leading space as 'Ġ', newline 'Ċ', tab 'ĉ'.
+        first, last = token[0], token[-1]
+        begins[i] = first in "ĠĊĉ" or not (first.isalnum() or first in "_$")
+        ends[i] = not (last.isalnum() or last in "_$")
+    return begins, ends
+
+
+class LeafyChains(torch.utils.data.Dataset):
+    """Windows of one split (samples/<split>.parquet) with tails (samples/tails.parquet)."""
+
+    def __init__(
+        self,
+        samples: str | Path,
+        tails: str | Path,
+        vocab: dict[str, int],
+        roots: int,
+        leaves: int,
+        masking: Masking = Masking(),
+        seed: int = 0,
+    ):
+        table = pq.read_table(samples).to_pydict()
+        self.roots_ids = [np.asarray(r, dtype=np.int64) for r in table["roots"]]
+        self.cands = [
+            (
+                np.asarray(a, np.int64),
+                np.asarray(e, np.int64),
+                np.asarray(r, np.int64),
+                np.asarray(t, np.int64),
+                np.asarray(c, bool),
+            )
+            for a, e, r, t, c in zip(
+                table["cand_anchor"],
+                table["cand_end"],
+                table["cand_relation"],
+                table["cand_tail"],
+                table["cand_copyable"],
+            )
+        ]
+        self.tail_ids = [
+            np.asarray(x, np.int64) for x in pq.read_table(tails, columns=["ids"]).column("ids").to_pylist()
+        ]
+        self.R, self.L, self.m, self.seed, self.epoch = roots, leaves, masking, seed, 0
+        self.vocab_size = max(vocab.values()) + 1
+        self.begins, self.ends = word_starts(vocab)
+        counts = np.bincount(
+            np.concatenate([c[2] for c in self.cands] or [np.zeros(0, np.int64)]), minlength=16
+        ).astype(float)
+        self.rel_weight = 1.0 / np.maximum(counts, 1.0) if masking.balance else np.ones(16)
+
+    def __len__(self) -> int:
+        return len(self.roots_ids)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        R, L = self.R, self.L
+        ids = np.full(R + R * L, PAD, np.int64)
+        roots = self.roots_ids[index]
+        ids[: len(roots)] = roots
+        attn = np.zeros(R + R * L, bool)
+        attn[: len(roots)] = True
+        rel, head_end, tail, copyable = self._inject(rng, ids, attn, index)
+        labels = np.full(R + R * L, IGNORE, np.int64)
+        self._mask_roots(rng, ids, labels, len(roots))
+        self._mask_leaves(rng, ids, labels, rel)
+        return {
+            "input_ids": ids,
+            "labels": labels,
+            "attention_mask": attn,
+            "leaf_relation": rel,
+            "head_end": head_end,
+            "leaf_tail": tail,
+            "leaf_copyable": copyable,
+        }
+
+    def _inject(self, rng, ids, attn, index):
+        R, L = self.R, self.L
+        rel = np.full(R, -1, np.int64)
+        head_end = np.arange(1, R + 1, dtype=np.int64)
+        tail = np.full(R, -1, np.int64)
+        copyable = np.zeros(R, bool)
+        anchor, end, relation, tails, copy = self.cands[index]
+        used: set[bytes] = set()
+        for a in np.unique(anchor):
+            rows = np.flatnonzero(anchor == a)
+            rows = np.array([r for r in rows if self.tail_ids[tails[r]].tobytes() not in used])
+            if len(rows) == 0:
+                continue
+            w = self.rel_weight[relation[rows]]
+            r = rows[rng.choice(len(rows), p=w / w.sum())]
+            toks = self.tail_ids[tails[r]]
+            used.add(toks.tobytes())
+            start = R + a * L
+            ids[start : start + len(toks)] = toks
+            attn[start : start + len(toks)] = True
+            rel[a], head_end[a], tail[a], copyable[a] = relation[r], end[r], tails[r], copy[r]
+        return rel, head_end, tail, copyable
+
+    def _replace(self, rng, ids, labels, pos: np.ndarray) -> None:
+        """80% [MASK], 10% a random ordinary token, 10% unchanged; the label is the original."""
+        labels[pos] = ids[pos]
+        u = rng.random(len(pos))
+        ids[pos[u < 0.8]] = MASK
+        rand = pos[(u >= 0.8) & (u < 0.9)]
+        ids[rand] = rng.integers(len(SPECIAL_TOKENS), self.vocab_size, len(rand))
+
+    def _mask_roots(self, rng, ids, labels, n: int) -> None:
+        if n == 0:
+            return
+        target = max(1, round(self.m.mask_rate * n))
+        root_ids = ids[:n]
+        starts = self.begins[root_ids].copy()
+        starts[1:] |= self.ends[root_ids[:-1]]
+        starts[0] = True
+        candidates = np.flatnonzero(starts)
+        masked = np.zeros(n, bool)
+        count = 0
+        for s in rng.permutation(candidates):
+            if count >= target:
+                break
+            if masked[s]:
+                continue
+            length = min(int(rng.geometric(self.m.span_p)), self.m.max_span, target - count, n - s)
+            span = np.arange(s, s + length)
+            span = span[~masked[span]]
+            masked[span] = True
+            count += len(span)
+        self._replace(rng, ids, labels, np.flatnonzero(masked))
+
+    def _mask_leaves(self, rng, ids, labels, rel) -> None:
+        groups = np.flatnonzero((rel >= 0) & (rng.random(self.R) < self.m.leaf_mask_prob))
+        if len(groups) == 0:
+            return
+        slots = (self.R + groups[:, None] * self.L + np.arange(self.L)[None, :]).ravel()
+        slots = slots[ids[slots] != PAD]
+        self._replace(rng, ids, labels, slots)
+
+
+def collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}

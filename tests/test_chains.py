@@ -1,0 +1,108 @@
+"""Leafy-chain samples: windows, anchors, candidates, the split by file."""
+
+import pyarrow.parquet as pq
+import pytest
+
+from graphmer import GraphmerError
+from graphmer.chains import Layout, build_samples, window_starts
+from graphmer.extract.pipeline import extract_kg
+from graphmer.relations import Relation
+from graphmer.split import assign_splits
+from graphmer.tokenizer import save, train_tokenizer
+from tests.extract.helpers import write_tree
+
+LIB = "def helper(x):\n    return x\n\n\nclass Box:\n    def put(self, item):\n        helper(item)\n"
+
+
+@pytest.mark.parametrize(("n", "starts"), [(1, [0]), (16, [0]), (17, [0, 1]), (40, [0, 16, 24])])
+def test_window_starts_cover_every_token(n, starts):
+    assert window_starts(n, Layout(roots=16, leaves=3, stride=16)) == starts
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("chains")
+    files = {f"a/pkg/m{i}.py": LIB.replace("helper", f"helper{i}") + "x = 1\n" * i for i in range(12)}
+    files["a/pkg/long_tail.py"] = "def f():\n    return averyveryveryverylongname_with_many_parts()\n"
+    files["b/copy_of_m0.py"] = files["a/pkg/m0.py"]  # the same content in another source
+    raw = write_tree(tmp / "raw", files)
+    extract_kg({"a": raw / "a", "b": raw / "b"}, tmp / "kg", progress=False)
+    tok = train_tokenizer([f for f in files.values()], vocab_size=300)
+    save(tok, tmp / "tok.json")
+    layout = Layout(roots=16, leaves=3, stride=16)
+    metrics = build_samples(
+        raw, tmp / "kg", tmp / "tok.json", tmp / "samples", layout, 0.3, 0, progress=False
+    )
+    tables = {s: pq.read_table(tmp / "samples" / f"{s}.parquet").to_pylist() for s in ("train", "val")}
+    tails = pq.read_table(tmp / "samples/tails.parquet").to_pylist()
+    splits = assign_splits(pq.read_table(tmp / "kg/files.parquet"), 0.3, 0)
+    return {
+        "tok": tok,
+        "metrics": metrics,
+        "tables": tables,
+        "tails": tails,
+        "splits": splits,
+        "layout": layout,
+    }
+
+
+def test_no_file_in_both_splits_and_duplicates_in_neither(built):
+    train = {r["file"] for r in built["tables"]["train"]}
+    val = {r["file"] for r in built["tables"]["val"]}
+    assert train and val and not (train & val)
+    dupes = {p for p, s in built["splits"].items() if s == "duplicate"}
+    assert len(dupes) == 1 and not (dupes & (train | val))
+    assert train | val == {p for p, s in built["splits"].items() if s in ("train", "val")}
+
+
+def test_heads_anchor_at_their_mention_with_all_their_triples(built):
+    tok, tails = built["tok"], built["tails"]
+    rows = [r for s in ("train", "val") for r in built["tables"][s] if r["file"] == "a/pkg/m3.py"]
+    first = rows[0]
+    anchors = {}  # the head's tokens (anchor root .. end) -> its candidate triples
+    for a, e, rel, t in zip(
+        first["cand_anchor"], first["cand_end"], first["cand_relation"], first["cand_tail"]
+    ):
+        anchors.setdefault(tok.decode(first["roots"][a:e]).strip(), set()).add((rel, tails[t]["tail"]))
+    assert anchors == {
+        "helper3": {(int(Relation.HAS_PARAMETER), "py:m3.helper3.x")},  # the def mention
+        "Box": {(int(Relation.CONTAINS), "py:m3.Box.put")},
+    }
+
+
+def test_roots_are_the_file_tokens(built):
+    rows = [r for s in ("train", "val") for r in built["tables"][s] if r["file"] == "a/pkg/m5.py"]
+    ids = [t for r in rows for t in r["roots"][: (16 if r is not rows[-1] else None)]]
+    text = LIB.replace("helper", "helper5") + "x = 1\n" * 5
+    assert built["tok"].decode(rows[-1]["roots"]) in text
+    assert all(len(r["roots"]) == 16 for r in rows) and ids
+
+
+def test_short_file_gives_one_padded_window(built):
+    rows = [r for s in ("train", "val") for r in built["tables"][s] if r["file"] == "a/pkg/long_tail.py"]
+    assert len(rows) >= 1 and all(len(r["roots"]) <= 16 for r in rows)
+
+
+def test_long_tails_are_truncated_and_counted(built):
+    long = [t for t in built["tails"] if t["name"].startswith("averyvery")]
+    assert long and all(len(t["ids"]) == 3 and t["truncated"] for t in long)
+    assert built["metrics"]["tails_truncated"] >= 1
+
+
+def test_metrics_count_windows_and_relations(built):
+    m = built["metrics"]
+    for split in ("train", "val"):
+        assert m[split]["windows"] == len(built["tables"][split])
+        assert m[split]["candidate_triples"] == sum(len(r["cand_tail"]) for r in built["tables"][split])
+        assert sum(m[split]["triples_per_relation"].values()) == m[split]["candidate_triples"]
+    assert 0 < m["train"]["leaf_fill_rate"] < 1
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    raw = write_tree(tmp_path / "raw", {"s/a.py": ""})
+    extract_kg({"s": raw / "s"}, tmp_path / "kg", progress=False)
+    save(train_tokenizer(["x = 1\n"], vocab_size=300), tmp_path / "tok.json")
+    with pytest.raises(GraphmerError, match="corpus is empty"):
+        build_samples(
+            raw, tmp_path / "kg", tmp_path / "tok.json", tmp_path / "out", Layout(), 0.2, 0, progress=False
+        )
