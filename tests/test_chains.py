@@ -1,10 +1,11 @@
 """Leafy-chain samples: windows, anchors, candidates, the split by file."""
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from graphmer import GraphmerError
-from graphmer.chains import Layout, build_samples, window_starts
+from graphmer.chains import TAIL_SCHEMA, WINDOW_SCHEMA, Layout, build_samples, window_starts
 from graphmer.extract.pipeline import extract_kg
 from graphmer.relations import Relation
 from graphmer.split import assign_splits
@@ -106,3 +107,21 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
         build_samples(
             raw, tmp_path / "kg", tmp_path / "tok.json", tmp_path / "out", Layout(), 0.2, 0, progress=False
         )
+
+
+def test_windows_without_anchors_are_kept_and_load_empty(built, tmp_path):
+    from graphmer.data import LeafyChains
+
+    rows = [r for r in built["tables"]["train"] if not r["cand_anchor"]]
+    assert rows and built["metrics"]["train"]["windows_without_anchor"] == len(rows)
+    path = tmp_path / "w.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=WINDOW_SCHEMA), path)
+    ds = LeafyChains(path, _tails(built, tmp_path), built["tok"].get_vocab(), 16, 3)
+    item = ds[0]
+    assert (item["leaf_relation"] == -1).all() and not item["attention_mask"][16:].any()
+
+
+def _tails(built, tmp_path):
+    p = tmp_path / "tails.parquet"
+    pq.write_table(pa.Table.from_pylist(built["tails"], schema=TAIL_SCHEMA), p)
+    return p
