@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import ROOT, git
 
-STAGES = ["fetch", "extract", "tokenizer", "samples"]
+STAGES = ["fetch", "extract", "tokenizer", "samples", "train"]
 
 
 def dvc(cwd: Path, *args: str) -> str:
@@ -54,9 +54,16 @@ def project(tmp_path_factory) -> Path:
     params["extract"]["workers"] = 1
     params["tokenizer"]["vocab_size"] = 300
     params["samples"].update(roots=16, stride=16, leaves=3)
+    params["model"].update(layers=1, hidden=32, heads=2, ffn=64)
+    params["train"].update(steps=2, micro_batch=2, grad_accum=1, warmup_steps=1, mnm_ramp_steps=1,
+                           eval_every=1, eval_batches=1, checkpoint_every=1, monitor_system=False)
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     git(proj, "init", "-q")
+    git(proj, "config", "user.name", "t")
+    git(proj, "config", "user.email", "t@example.com")
     dvc(proj, "init", "-q")
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "pipeline")  # DVCLive reads the git revision
     return proj
 
 
@@ -75,6 +82,9 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
     samples = json.loads((project / "metrics/samples.json").read_text())
     assert samples["train"]["windows"] + samples["val"]["windows"] >= 5
     assert json.loads((project / "metrics/tokenizer.json").read_text())["vocab_size"] <= 300
+    assert json.loads((project / "metrics/train.json").read_text())["step"] == 2
+    assert (project / "models/graphmer.safetensors").exists()
+    assert (project / "dvclive/plots/metrics/train/loss.tsv").exists()
     assert "up to date" in dvc(project, "repro")
     assert "up to date" in dvc(project, "status")
 
@@ -88,8 +98,19 @@ def test_a_param_change_reruns_only_what_depends_on_it(project):
     assert "Running stage 'fetch'" not in out
 
 
-def test_a_loader_only_param_reruns_nothing_that_samples_write(project):
+def test_a_masking_param_reruns_training_but_not_the_samples(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["samples"]["mask_rate"] = 0.2  # read at batch time by the loader, not by the samples stage
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    assert "Running stage" not in dvc(project, "repro")
+    out = dvc(project, "repro")
+    assert "Running stage 'train'" in out and "Running stage 'samples'" not in out
+
+
+def test_dvc_exp_run_with_a_changed_step_count(project):
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "first run")
+    out = dvc(project, "exp", "run", "-S", "train.steps=3")
+    assert "Running stage 'train'" in out and "Running stage 'samples'" not in out
+    assert json.loads((project / "metrics/train.json").read_text())["step"] == 3
+    shown = json.loads(dvc(project, "exp", "show", "--json"))
+    assert "3" in json.dumps(shown)

@@ -190,6 +190,101 @@ class SamplesConfig:
                 raise ConfigError(f"samples.{key} must be between 0 and 1")
 
 
+# --------------------------------------------------------------------------- model, train
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class ModelSection:
+    """`model`: a preset (tiny for CPU, base = 12x768x12) and any field overridden."""
+
+    preset: str = "tiny"
+    """tiny (4 layers, 256 wide, 4 heads) or base (12, 768, 12; FFN 3072)."""
+    layers: int | None = None
+    hidden: int | None = None
+    heads: int | None = None
+    ffn: int | None = None
+    dropout: float = 0.1
+    hgat: bool = True
+    """Relation-aware leaf embedding (H-GAT)."""
+    decay_mask: bool = True
+    """Attention decay by shortest-path distance in the leafy chain."""
+    relation_bias: bool = True
+    """Learned per-relation, per-head bias on root<->leaf edges."""
+
+    def __post_init__(self) -> None:
+        from graphmer.model import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ConfigError(f"model.preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        hidden = self.hidden or PRESETS[self.preset]["hidden"]
+        heads = self.heads or PRESETS[self.preset]["heads"]
+        if hidden % heads:
+            raise ConfigError(f"model.hidden ({hidden}) must be divisible by model.heads ({heads})")
+
+    def overrides(self) -> dict:
+        keys = ("layers", "hidden", "heads", "ffn")
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        return out | {
+            "dropout": self.dropout,
+            "hgat": self.hgat,
+            "decay_mask": self.decay_mask,
+            "relation_bias": self.relation_bias,
+        }
+
+
+@dataclass
+class TrainConfig:
+    """`train`: optimization of MLM + mu(t) * MNM + constraint_weight * InfoNCE."""
+
+    steps: int = 500
+    """Optimizer steps."""
+    micro_batch: int = 8
+    """Windows per forward pass (per process)."""
+    grad_accum: int = 4
+    """Micro-batches per optimizer step: effective batch = micro_batch * grad_accum * processes."""
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1
+    """Cosine decay ends at lr * min_lr_ratio."""
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    mnm_weight: float = 1.0
+    """Target weight mu of the MNM loss."""
+    mnm_ramp_steps: int = 100
+    """Steps after warm-up over which mu ramps linearly from 0 to mnm_weight (curriculum)."""
+    constraint_weight: float = 0.1
+    """Weight of the graph-structure InfoNCE regularizer (0 switches it off)."""
+    precision: str = "auto"
+    """auto | fp32 | bf16 | fp16; auto: bf16 on CUDA cards that have it, fp16 on older ones, fp32 on CPU."""
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 2
+    eval_every: int = 100
+    eval_batches: int = 8
+    log_every: int = 1
+    monitor_system: bool = True
+    """Log CPU/RAM (and GPU utilization, memory, temperature, power) with DVCLive."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}")
+        for key in (
+            "steps",
+            "micro_batch",
+            "grad_accum",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "eval_every",
+            "log_every",
+        ):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"train.{key} must be > 0")
+        if self.warmup_steps < 0 or self.mnm_ramp_steps < 0:
+            raise ConfigError("train.warmup_steps and train.mnm_ramp_steps must be >= 0")
+
+
 # --------------------------------------------------------------------------- building
 
 SECTIONS: dict[str, type] = {
@@ -198,6 +293,8 @@ SECTIONS: dict[str, type] = {
     "split": SplitConfig,
     "tokenizer": TokenizerConfig,
     "samples": SamplesConfig,
+    "model": ModelSection,
+    "train": TrainConfig,
 }
 
 

@@ -18,6 +18,7 @@ head_end (R,) (head tokens of group i are roots i..head_end[i]-1), leaf_tail (R,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,11 @@ class LeafyChains(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        return self.draw(index, self.epoch)
+
+    def draw(self, index: int, epoch: int) -> dict[str, np.ndarray]:
+        """Window `index` with the injection and masks of `epoch` (a pure function of both)."""
+        rng = np.random.default_rng((self.seed, epoch, index))
         R, L = self.R, self.L
         ids = np.full(R + R * L, PAD, np.int64)
         roots = self.roots_ids[index]
@@ -186,5 +191,70 @@ class LeafyChains(torch.utils.data.Dataset):
         self._replace(rng, ids, labels, slots)
 
 
+def stream_batch(ds: LeafyChains, k: int, size: int, seed: int) -> dict[str, torch.Tensor]:
+    """Micro-batch k (compact layout) of an endless stream: epoch after epoch, each a fresh permutation."""
+    n = len(ds)
+    items = []
+    for pos in range(k * size, (k + 1) * size):
+        epoch, i = divmod(pos, n)
+        items.append(ds.draw(int(_order(seed, epoch, n)[i]), epoch))
+    return compact(collate(items), ds.R, ds.L)
+
+
+@functools.lru_cache(maxsize=4)
+def _order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng((seed, epoch)).permutation(n)
+
+
 def collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
+
+
+def compact(
+    full: dict[str, torch.Tensor], roots: int, leaves: int, keep_all: bool = False
+) -> dict[str, torch.Tensor]:
+    """Drop empty leaf groups: R roots + G groups of L slots, G = most filled groups in the batch.
+
+    Most leaf slots are [PAD]; carried in the fixed R + R*L layout they cost as much as
+    code. Every position keeps its coordinates (root_index, slot), from which the model
+    computes the same graph distances, so results equal those of the full layout.
+    `keep_all` keeps every group: the full layout in the same format.
+    """
+    R, L = roots, leaves
+    rel = full["leaf_relation"]  # (B, R)
+    B = rel.shape[0]
+    filled = rel >= 0
+    if keep_all:
+        order = torch.arange(R).expand(B, R)
+        valid = torch.ones(B, R, dtype=torch.bool)
+    else:
+        G = int(filled.sum(1).max()) if B else 0
+        order = torch.sort((~filled).int(), dim=1, stable=True).indices[:, :G]  # filled roots first
+        valid = torch.arange(G)[None, :] < filled.sum(1, keepdim=True)
+    G = order.shape[1]
+    src = (R + order[:, :, None] * L + torch.arange(L)).reshape(B, G * L)  # full-layout leaf slots
+    valid_slot = valid[:, :, None].expand(B, G, L).reshape(B, G * L)
+
+    def leaf_part(name: str, fill) -> torch.Tensor:
+        return torch.where(valid_slot, full[name].gather(1, src), fill)
+
+    per_slot = lambda t: t.gather(1, order)[:, :, None].expand(B, G, L).reshape(B, G * L)  # noqa: E731
+    group_rel = torch.where(valid, rel.gather(1, order), -1)
+    return {
+        "input_ids": torch.cat([full["input_ids"][:, :R], leaf_part("input_ids", 0)], 1),
+        "labels": torch.cat([full["labels"][:, :R], leaf_part("labels", IGNORE)], 1),
+        "attention_mask": torch.cat([full["attention_mask"][:, :R], leaf_part("attention_mask", False)], 1),
+        "root_index": torch.cat([torch.arange(R).expand(B, R), per_slot(torch.arange(R).expand(B, R))], 1),
+        "slot": torch.cat(
+            [torch.zeros(B, R, dtype=torch.long), (1 + torch.arange(L)).repeat(G).expand(B, G * L)], 1
+        ),
+        "leaf_relation": torch.cat(
+            [torch.full((B, R), -1), group_rel[:, :, None].expand(B, G, L).reshape(B, G * L)], 1
+        ),
+        "head_end": torch.cat([torch.arange(1, R + 1).expand(B, R), per_slot(full["head_end"])], 1),
+        "group_root": torch.where(valid, order, -1),
+        "group_relation": group_rel,
+        "group_head_end": torch.where(valid, full["head_end"].gather(1, order), 0),
+        "group_tail": torch.where(valid, full["leaf_tail"].gather(1, order), -1),
+        "group_copyable": valid & full["leaf_copyable"].gather(1, order),
+    }

@@ -1,0 +1,264 @@
+"""GraphMERT encoder for code (arXiv 2510.09580), read top to bottom.
+
+Design choices:
+- Input: R root tokens (code), then leaf groups of L slots. Batches come in the
+  compact layout of `data.compact` (empty groups dropped); every position carries
+  its coordinates (root_index, slot), from which graph distances are computed in
+  closed form, so results equal those of the fixed R + R*L layout at a fraction
+  of the cost. Token + position (a leaf takes its root's) + slot embeddings:
+  with every graph part switched off this is a plain BERT-style encoder.
+- H-GAT (`hgat`): a leaf token t_i of a triple (relation r, head tokens h_j) becomes
+  t_i + sum_j alpha_ij W_r h_j, alpha = softmax_j LeakyReLU(a_r^T [W_r t_i || W_r h_j]).
+- Graph decay (`decay_mask`): attention weights are multiplied by
+  f(sp) = lambda^GELU(sqrt(sp) - p_h) (lambda = 0.6, p_h learnable per head), as the
+  additive log-bias GELU(sqrt(sp) - p_h) * ln(lambda), where sp is the shortest
+  path in the leafy chain: |i-j| between roots, +1 per leaf end, min(|a-b|, 2)
+  inside one leaf group.
+- Relation bias (`relation_bias`): a learned per-relation, per-head bias on the
+  edges between an anchor root and the leaves of its injected triple, both ways.
+- Attention through F.scaled_dot_product_attention with the summed bias and
+  key-padding mask as one float attn_mask, shared by all layers.
+- One MLM head, tied to the token embedding, predicts masked roots and leaves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NUM_RELATIONS = 16
+PRESETS = {
+    "tiny": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
+    "base": {"layers": 12, "hidden": 768, "heads": 12, "ffn": 3072},
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 8000
+    roots: int = 128
+    leaves: int = 7
+    layers: int = 4
+    hidden: int = 256
+    heads: int = 4
+    ffn: int = 1024
+    dropout: float = 0.1
+    hgat: bool = True
+    decay_mask: bool = True
+    relation_bias: bool = True
+    decay_lambda: float = 0.6
+    max_head_tokens: int = 8  # head spans longer than this feed H-GAT their first tokens
+
+    @property
+    def seq_len(self) -> int:
+        return self.roots * (1 + self.leaves)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides) -> ModelConfig:
+        return replace(cls(**PRESETS[preset]), **overrides)
+
+
+# --------------------------------------------------------------------------- the leafy-chain graph
+
+
+def leafy_chain_distances(root_index: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """Shortest paths (B, N, N) between positions given their coordinates (DESIGN §6):
+    |i-j| between roots i and j, +1 for each leaf end, min(|a-b|, 2) inside one leaf group
+    (slot 0 is a root, 1..L a leaf slot)."""
+    leaf = (slot > 0).long()
+    d = (root_index[:, :, None] - root_index[:, None, :]).abs() + leaf[:, :, None] + leaf[:, None, :]
+    same_group = (leaf[:, :, None] & leaf[:, None, :]).bool() & (
+        root_index[:, :, None] == root_index[:, None, :]
+    )
+    within = (slot[:, :, None] - slot[:, None, :]).abs().clamp(max=2)
+    return torch.where(same_group, within, d)
+
+
+class GraphDecay(nn.Module):
+    """log f(sp) = GELU(sqrt(sp) - p_h) * ln(lambda), per head: (B, H, N, N)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(cfg.heads))
+        self.log_lambda = math.log(cfg.decay_lambda)
+
+    def forward(self, root_index: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        sqrt_sp = leafy_chain_distances(root_index, slot).float().sqrt()
+        return F.gelu(sqrt_sp[:, None] - self.p[None, :, None, None]) * self.log_lambda
+
+
+class RelationBias(nn.Module):
+    """A per-relation, per-head bias on anchor-root <-> leaf edges of each injected triple."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.bias = nn.Embedding(NUM_RELATIONS + 1, cfg.heads, padding_idx=NUM_RELATIONS)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(
+        self, root_index: torch.Tensor, slot: torch.Tensor, leaf_relation: torch.Tensor
+    ) -> torch.Tensor:
+        rel = torch.where(leaf_relation >= 0, leaf_relation, NUM_RELATIONS)
+        v = self.bias(rel).permute(0, 2, 1)  # (B, H, N): the bias of each leaf's triple
+        # edge[b, i, j]: i is the root that leaf j hangs from
+        edge = (
+            (slot[:, :, None] == 0)
+            & (slot[:, None, :] > 0)
+            & (root_index[:, :, None] == root_index[:, None, :])
+        ).to(v.dtype)
+        return edge[:, None] * v[:, :, None, :] + edge.transpose(1, 2)[:, None] * v[:, :, :, None]
+
+
+# --------------------------------------------------------------------------- H-GAT
+
+
+class HGAT(nn.Module):
+    """Relation-aware leaf embedding: t_i' = t_i + sum_j alpha_ij W_r h_j."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.hidden
+        self.W = nn.Parameter(torch.randn(NUM_RELATIONS, d, d) / math.sqrt(d))
+        self.a = nn.Parameter(torch.randn(NUM_RELATIONS, 2 * d) / math.sqrt(2 * d))
+        self.R, self.max_head = cfg.roots, cfg.max_head_tokens
+
+    def forward(
+        self, x: torch.Tensor, root_index: torch.Tensor, leaf_relation: torch.Tensor, head_end: torch.Tensor
+    ) -> torch.Tensor:
+        b, j = torch.nonzero(leaf_relation >= 0, as_tuple=True)  # leaf positions of injected triples
+        if len(b) == 0:
+            return x
+        g = root_index[b, j]
+        pos = g[:, None] + torch.arange(self.max_head, device=x.device)[None, :]  # (T, Hmax) head roots
+        valid = pos < head_end[b, j][:, None]
+        heads = x[b[:, None], pos.clamp(max=self.R - 1)]  # roots sit at positions 0..R-1
+        leaf, rel = x[b, j], leaf_relation[b, j]
+        out = torch.empty_like(leaf)
+        for r in rel.unique().tolist():
+            sel = rel == r
+            out[sel] = self.attend(leaf[sel], heads[sel], valid[sel], r)
+        x = x.clone()
+        x[b, j] = out
+        return x
+
+    def attend(self, t: torch.Tensor, h: torch.Tensor, valid: torch.Tensor, r: int) -> torch.Tensor:
+        """t (T, d) leaf tokens, h (T, Hmax, d) their head tokens, all of relation r."""
+        d = t.shape[-1]
+        wt, wh = t @ self.W[r].T, h @ self.W[r].T
+        e = F.leaky_relu((wt @ self.a[r, :d])[:, None] + wh @ self.a[r, d:], 0.2)  # (T, Hmax)
+        alpha = torch.softmax(e.masked_fill(~valid, float("-inf")), dim=-1)
+        return t + (alpha[:, :, None] * wh).sum(1)
+
+
+# --------------------------------------------------------------------------- transformer
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.heads = cfg.heads
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+        self.out = nn.Linear(cfg.hidden, cfg.hidden)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        # No dropout on attention weights: on CPU it cost a fifth of the step (bernoulli over
+        # B*H*N*N); dropout stays on the embeddings and residual branches.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(B, N, D))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.hidden), nn.LayerNorm(cfg.hidden)
+        self.attn = Attention(cfg)
+        self.mlp = nn.Sequential(nn.Linear(cfg.hidden, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, cfg.hidden))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), mask))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class GraphMERT(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden
+        self.tok = nn.Embedding(cfg.vocab_size, d)
+        self.pos = nn.Embedding(cfg.roots, d)  # a leaf takes the position of its root
+        self.slot = nn.Embedding(cfg.leaves + 1, d)  # 0: a root, 1..L: leaf slot
+        self.hgat = HGAT(cfg) if cfg.hgat else None
+        self.decay = GraphDecay(cfg) if cfg.decay_mask else None
+        self.rel_bias = RelationBias(cfg) if cfg.relation_bias else None
+        self.emb_ln, self.drop = nn.LayerNorm(d), nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.mlm = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d))
+        self.mlm_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        if isinstance(m, RelationBias):
+            nn.init.zeros_(m.bias.weight)
+
+    def attention_mask(
+        self,
+        attention_mask: torch.Tensor,
+        root_index: torch.Tensor,
+        slot: torch.Tensor,
+        leaf_relation: torch.Tensor,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """One float mask (B, H or 1, N, N): graph decay + relation bias + -inf on padded keys."""
+        B, N = attention_mask.shape
+        mask = torch.zeros(B, 1, 1, N, device=attention_mask.device)
+        mask = mask.masked_fill(~attention_mask[:, None, None, :], float("-inf"))
+        if self.decay is not None:
+            mask = mask + self.decay(root_index, slot)
+        if self.rel_bias is not None:
+            mask = mask + self.rel_bias(root_index, slot, leaf_relation)
+        return mask.to(dtype)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        root_index: torch.Tensor,
+        slot: torch.Tensor,
+        leaf_relation: torch.Tensor,
+        head_end: torch.Tensor,
+    ) -> torch.Tensor:
+        """Final hidden states (B, N, hidden) of a (compact) leafy-chain batch, see data.compact."""
+        x = self.tok(input_ids)
+        if self.hgat is not None:
+            x = self.hgat(x, root_index, leaf_relation, head_end)
+        x = self.drop(self.emb_ln(x + self.pos(root_index) + self.slot(slot)))
+        mask = self.attention_mask(attention_mask, root_index, slot, leaf_relation, x.dtype)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Token logits through the MLM head tied to the token embedding."""
+        return self.mlm(hidden) @ self.tok.weight.T + self.mlm_bias
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

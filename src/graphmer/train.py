@@ -1,0 +1,445 @@
+"""Pre-training: MLM on roots + mu(t) * MNM on leaves + constraint_weight * InfoNCE.
+
+    python stages/train.py                              # the DVC stage (tiny preset on CPU)
+    torchrun --nproc_per_node=2 stages/train.py         # DDP; rank 0 alone logs and writes
+
+Optimizer steps count `train.steps`; each is `grad_accum` micro-batches per
+process, so the effective batch is micro_batch * grad_accum * processes. The
+micro-batch sequence is a pure function of (seed, step), which makes a resumed
+run, or a run on more processes with the same effective batch, take the same
+batches as an unbroken single-process run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from graphmer import GraphmerError, atomic, progress_bar
+from graphmer.config import SamplesConfig, TrainConfig
+from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact, stream_batch
+from graphmer.model import NUM_RELATIONS, GraphMERT, ModelConfig
+
+# --------------------------------------------------------------------------- schedules
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def mu_at(step: int, cfg: TrainConfig) -> float:
+    """MNM weight: 0 during warm-up, then a linear ramp to cfg.mnm_weight (curriculum)."""
+    if cfg.mnm_ramp_steps == 0:
+        return cfg.mnm_weight if step >= cfg.warmup_steps else 0.0
+    return cfg.mnm_weight * min(max((step - cfg.warmup_steps) / cfg.mnm_ramp_steps, 0.0), 1.0)
+
+
+# --------------------------------------------------------------------------- objective
+
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
+
+
+class Pretrainer(nn.Module):
+    """The encoder plus what only training needs (relation matrices of the regularizer)."""
+
+    def __init__(self, cfg: ModelConfig, temperature: float = 0.1):
+        super().__init__()
+        self.model = GraphMERT(cfg)
+        d = cfg.hidden
+        self.relation = nn.Parameter(torch.eye(d).repeat(NUM_RELATIONS, 1, 1))
+        self.temperature = temperature
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        m, R = self.model, self.model.cfg.roots
+        hidden = m(*(batch[k] for k in MODEL_INPUTS))
+        labels = batch["labels"]
+        out = {}
+        for name, part in (("mlm", slice(0, R)), ("mnm", slice(R, None))):
+            lab = labels[:, part]
+            sel = lab != IGNORE
+            logits = m.logits(hidden[:, part][sel]).float()
+            target = lab[sel]
+            out[f"{name}_loss"] = F.cross_entropy(logits, target) if len(target) else logits.sum() * 0.0
+            out[f"{name}_correct"] = (logits.argmax(-1) == target).sum()
+            out[f"{name}_count"] = torch.tensor(len(target), device=labels.device)
+        out["constraint_loss"] = self.constraint(hidden, batch)
+        return out
+
+    def constraint(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """InfoNCE: the head span's pooled state, mapped by its relation's matrix, must score its
+        own tail (mean token embedding) above the other tails of the batch."""
+        m, R, L = self.model, self.model.cfg.roots, self.model.cfg.leaves
+        b, k = torch.nonzero(batch["group_root"] >= 0, as_tuple=True)  # filled groups (G,)
+        if len(b) < 2:
+            return hidden.sum() * 0.0
+        g = batch["group_root"][b, k]
+        pos = g[:, None] + torch.arange(m.cfg.max_head_tokens, device=g.device)[None]
+        valid = (pos < batch["group_head_end"][b, k][:, None]).float()
+        heads = hidden[b[:, None], pos.clamp(max=R - 1)]  # (G, Hmax, d)
+        head = (heads * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
+        rel = batch["group_relation"][b, k]
+        z = F.normalize(torch.einsum("gd,ged->ge", head.float(), self.relation[rel].float()), dim=-1)
+        original = torch.where(batch["labels"] != IGNORE, batch["labels"], batch["input_ids"])
+        slots = R + k[:, None] * L + torch.arange(L, device=k.device)[None]  # (G, L)
+        leaf_ids = original[b[:, None], slots]
+        real = batch["attention_mask"][b[:, None], slots].float()
+        tail = (m.tok(leaf_ids) * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1)
+        scores = z @ F.normalize(tail.float(), dim=-1).T / self.temperature
+        same = batch["group_tail"][b, k]
+        dup = (same[:, None] == same[None, :]) & ~torch.eye(len(b), dtype=torch.bool, device=b.device)
+        scores = scores.masked_fill(dup, float("-inf"))  # the same tail elsewhere is no negative
+        return F.cross_entropy(scores, torch.arange(len(b), device=b.device))
+
+
+# --------------------------------------------------------------------------- setup
+
+
+@dataclass(frozen=True)
+class Paths:
+    samples: Path = Path("data/samples")
+    tokenizer: Path = Path("models/tokenizer.json")
+    out: Path = Path("models")
+    metrics: Path = Path("metrics/train.json")
+    live: Path = Path("dvclive")
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / "checkpoints"
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    return Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(d: Dist) -> torch.device:
+    if torch.cuda.is_available():
+        torch.cuda.set_device(d.local_rank)
+        return torch.device("cuda", d.local_rank)
+    return torch.device("cpu")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None means fp32. auto: bf16 on CUDA cards with it, fp16 on older cards, fp32 on CPU."""
+    if precision == "fp32" or (precision == "auto" and device.type == "cpu"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, masking: Masking, paths: Paths, world: int) -> str:
+    """What a checkpoint must match to be resumed: everything that shapes the trajectory."""
+    h = hashlib.sha256()
+    skip = {
+        "checkpoint_every",
+        "keep_checkpoints",
+        "eval_every",
+        "eval_batches",
+        "log_every",
+        "monitor_system",
+    }
+    h.update(
+        json.dumps(
+            [
+                model_cfg.to_dict(),
+                {k: v for k, v in asdict(cfg).items() if k not in skip},
+                asdict(masking),
+                world,
+            ],
+            sort_keys=True,
+        ).encode()
+    )
+    for f in (paths.samples / "train.parquet", paths.samples / "tails.parquet", paths.tokenizer):
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return folder / f"step-{step:08d}.pt"
+
+
+def save_checkpoint(folder: Path, step: int, state: dict, keep: int) -> Path:
+    path = checkpoint_path(folder, step)
+    with atomic.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for old in sorted(folder.glob("step-*.pt"))[:-keep]:  # only after the new one is safely written
+        old.unlink()
+    return path
+
+
+def find_checkpoint(folder: Path, fp: str, say=print) -> dict | None:
+    """The newest checkpoint that loads and matches `fp`; says why it passes over others."""
+    for path in sorted(folder.glob("step-*.pt"), reverse=True):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a truncated or foreign file
+            say(f"train: checkpoint {path.name} is unreadable ({type(err).__name__}); skipping it")
+            continue
+        if not isinstance(state, dict) or state.get("fingerprint") != fp:
+            say(f"train: checkpoint {path.name} is from another config or data; not resuming from it")
+            continue
+        return state
+    return None
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    samples: SamplesConfig,
+    paths: Paths = Paths(),
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
+    """Train, checkpoint, write final weights and metrics; `stop_after` simulates a killed run."""
+    d = init_distributed()
+    device = pick_device(d)
+    torch.manual_seed(cfg.seed)
+    masking = Masking(
+        samples.mask_rate, samples.span_p, samples.max_span, samples.leaf_mask_prob, samples.balance
+    )
+    from graphmer.tokenizer import load as load_tokenizer
+
+    vocab = load_tokenizer(paths.tokenizer).get_vocab()
+    if max(vocab.values()) >= model_cfg.vocab_size:
+        raise GraphmerError(
+            f"tokenizer has {max(vocab.values()) + 1} tokens, model vocab_size is {model_cfg.vocab_size}"
+        )
+    train_ds = LeafyChains(
+        paths.samples / "train.parquet",
+        paths.samples / "tails.parquet",
+        vocab,
+        model_cfg.roots,
+        model_cfg.leaves,
+        masking,
+        cfg.seed,
+    )
+    val_ds = LeafyChains(
+        paths.samples / "val.parquet",
+        paths.samples / "tails.parquet",
+        vocab,
+        model_cfg.roots,
+        model_cfg.leaves,
+        masking,
+        cfg.seed,
+    )
+    if len(train_ds) == 0:
+        raise GraphmerError(f"{paths.samples / 'train.parquet'} has no windows")
+    net = Pretrainer(model_cfg).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    amp = autocast_dtype(cfg.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    fp = fingerprint(model_cfg, cfg, masking, paths, d.world)
+    ckpt_dir = paths.checkpoints / fp  # one folder per trajectory: other configs' checkpoints stay intact
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first checkpoint
+    start = 0
+    if resume and (state := find_checkpoint(ckpt_dir, fp, print if d.main else lambda _: None)):
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        start = int(state["step"])
+        if d.main:
+            print(f"train: resuming from step {start}")
+    # Relations absent from a micro-batch leave their H-GAT and regularizer weights unused.
+    ddp = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if d.world > 1 else net
+    if d.main and start == 0 and resume:
+        others = [p.parent.name for p in paths.checkpoints.glob("*/step-*.pt") if p.parent.name != fp]
+        if others:
+            print(
+                f"train: no checkpoint of this config and data ({fp}); starting fresh "
+                f"({len(set(others))} other run(s) kept in {paths.checkpoints})"
+            )
+    live = _live(paths, resume=start > 0, monitor=cfg.monitor_system) if d.main else None
+    metrics: dict = {}
+    bar = progress_bar(
+        range(start, cfg.steps),
+        initial=start,
+        total=cfg.steps,
+        desc="train",
+        unit="step",
+        disable=not (progress and d.main),
+    )
+    for step in bar:
+        t0 = time.perf_counter()
+        stats = _step(ddp, opt, scaler, train_ds, cfg, step, d, device, amp)
+        stats["tokens_per_s"] = stats.pop("tokens") / (time.perf_counter() - t0)
+        stats["peak_memory_mb"] = _peak_memory_mb(device)
+        metrics = {"step": step + 1, **stats}
+        if d.main and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            metrics |= evaluate_batches(net, val_ds, cfg, device, amp, d)
+        if live is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
+            for k, v in metrics.items():
+                if k != "step":
+                    live.log_metric(f"train/{k}" if not k.startswith("val/") else k, v)
+            live.next_step()
+        if d.main:
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", mlm=f"{stats['mlm_acc']:.2f}")
+        if d.main and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            save_checkpoint(
+                ckpt_dir,
+                step + 1,
+                {
+                    "model": net.state_dict(),
+                    "optim": opt.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "step": step + 1,
+                    "fingerprint": fp,
+                },
+                cfg.keep_checkpoints,
+            )
+        if stop_after is not None and step + 1 >= stop_after:
+            break
+    else:
+        if d.main:
+            _write_outputs(net.model, metrics, paths)
+    if live is not None:
+        live.end()
+    if d.world > 1:
+        dist.destroy_process_group()
+    return metrics
+
+
+def _step(ddp, opt, scaler, ds, cfg: TrainConfig, step: int, d: Dist, device, amp) -> dict:
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    mu = mu_at(step, cfg)
+    totals = {"loss": 0.0, "mlm_loss": 0.0, "mnm_loss": 0.0, "constraint_loss": 0.0}
+    counts = torch.zeros(4, dtype=torch.float64)
+    tokens = 0
+    ddp.train()
+    for a in range(cfg.grad_accum):
+        k = (step * cfg.grad_accum + a) * d.world + d.rank
+        batch = {n: t.to(device) for n, t in stream_batch(ds, k, cfg.micro_batch, cfg.seed).items()}
+        tokens += int(batch["attention_mask"].sum())
+        sync = a == cfg.grad_accum - 1 or d.world == 1
+        with contextlib.nullcontext() if sync else ddp.no_sync(), _autocast(device, amp):
+            out = ddp(batch)
+            loss = out["mlm_loss"] + mu * out["mnm_loss"] + cfg.constraint_weight * out["constraint_loss"]
+        scaler.scale(loss / cfg.grad_accum).backward()
+        for name in ("mlm_loss", "mnm_loss", "constraint_loss"):
+            totals[name] += float(out[name].detach()) / cfg.grad_accum
+        totals["loss"] += float(loss.detach()) / cfg.grad_accum
+        counts += torch.tensor(
+            [
+                float(out["mlm_correct"]),
+                float(out["mlm_count"]),
+                float(out["mnm_correct"]),
+                float(out["mnm_count"]),
+            ],
+            dtype=torch.float64,
+        )
+    scaler.unscale_(opt)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.grad_clip))
+    scaler.step(opt)
+    scaler.update()
+    opt.zero_grad(set_to_none=True)
+    accuracy = {
+        "mlm_acc": float(counts[0] / max(counts[1], 1)),
+        "mnm_acc": float(counts[2] / max(counts[3], 1)),
+    }
+    return (
+        totals
+        | accuracy
+        | {"lr": lr_at(step, cfg), "mu": mu, "grad_norm": grad_norm, "tokens": tokens * d.world}
+    )
+
+
+@torch.no_grad()
+def evaluate_batches(net: Pretrainer, ds: LeafyChains, cfg: TrainConfig, device, amp, d: Dist) -> dict:
+    """Loss and accuracy on a fixed set of validation windows with fixed masks (epoch 0)."""
+    if len(ds) == 0:
+        return {}
+    net.eval()
+    sums = torch.zeros(6, dtype=torch.float64)
+    n = min(cfg.eval_batches * cfg.micro_batch, len(ds))
+    for lo in range(0, n, cfg.micro_batch):
+        batch = compact(collate([ds.draw(i, 0) for i in range(lo, min(lo + cfg.micro_batch, n))]), ds.R, ds.L)
+        with _autocast(device, amp):
+            out = net({k: t.to(device) for k, t in batch.items()})
+        sums += torch.tensor(
+            [
+                float(out["mlm_loss"]) * float(out["mlm_count"]),
+                float(out["mlm_correct"]),
+                float(out["mlm_count"]),
+                float(out["mnm_loss"]) * float(out["mnm_count"]),
+                float(out["mnm_correct"]),
+                float(out["mnm_count"]),
+            ],
+            dtype=torch.float64,
+        )
+    net.train()
+    return {
+        "val/mlm_loss": float(sums[0] / max(sums[2], 1)),
+        "val/mlm_acc": float(sums[1] / max(sums[2], 1)),
+        "val/mnm_loss": float(sums[3] / max(sums[5], 1)),
+        "val/mnm_acc": float(sums[4] / max(sums[5], 1)),
+    }
+
+
+def _autocast(device: torch.device, amp: torch.dtype | None):
+    return torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _live(paths: Paths, resume: bool, monitor: bool):
+    from dvclive import Live
+
+    return Live(dir=str(paths.live), resume=resume, dvcyaml=None, save_dvc_exp=False, monitor_system=monitor)
+
+
+def _write_outputs(model: GraphMERT, metrics: dict, paths: Paths) -> None:
+    from safetensors.torch import save_file
+
+    paths.out.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(paths.out / "graphmer.safetensors") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+    atomic.write_json(paths.out / "config.json", model.cfg.to_dict() | {"architecture": "GraphMERT"})
+    atomic.write_json(paths.metrics, {k.replace("/", "_"): v for k, v in metrics.items()})

@@ -1,0 +1,30 @@
+"""Stage `train`: pre-train GraphMERT on the leafy-chain samples (params.yaml:model, train, samples).
+
+    dvc repro train                                  # tiny preset, CPU, the default
+    dvc exp run -S train.steps=10000 -S model.preset=base
+    torchrun --nproc_per_node=2 stages/train.py      # DDP outside DVC
+
+Writes models/graphmer.safetensors, models/config.json, metrics/train.json and
+dvclive/; resumes from models/checkpoints/ when a run of the same config was killed.
+"""
+
+from graphmer import guarded
+from graphmer.config import load_section
+from graphmer.model import ModelConfig
+from graphmer.tokenizer import load
+from graphmer.train import train
+
+
+def main() -> None:
+    model, cfg, samples = load_section("model"), load_section("train"), load_section("samples")
+    vocab = load("models/tokenizer.json").get_vocab_size()
+    model_cfg = ModelConfig.from_preset(model.preset, vocab_size=vocab, roots=samples.roots,
+                                        leaves=samples.leaves, **model.overrides())
+    m = train(model_cfg, cfg, samples)
+    if m:
+        print(f"train: {m['step']} steps, loss {m['loss']:.3f}, val MLM acc {m.get('val/mlm_acc', 0):.3f}, "
+              f"val MNM acc {m.get('val/mnm_acc', 0):.3f}")
+
+
+if __name__ == "__main__":
+    guarded("train", main)

@@ -1,0 +1,145 @@
+"""Training: schedules, resume equals an unbroken run, DDP equals one process, safe checkpoints."""
+
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from graphmer.config import SamplesConfig, TrainConfig
+from graphmer.train import Paths, find_checkpoint, lr_at, mu_at, train
+from tests.tiny import L, R, build_tiny, tiny_config
+
+CFG = TrainConfig(
+    steps=4,
+    micro_batch=2,
+    grad_accum=2,
+    lr=3e-3,
+    warmup_steps=1,
+    mnm_ramp_steps=2,
+    checkpoint_every=2,
+    keep_checkpoints=2,
+    eval_every=2,
+    eval_batches=1,
+    monitor_system=False,
+    seed=0,
+)
+SAMPLES = SamplesConfig(roots=R, leaves=L, stride=R)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+def paths(tiny, out: Path) -> Paths:
+    root = tiny["root"]
+    return Paths(
+        samples=root / "samples",
+        tokenizer=root / "tokenizer.json",
+        out=out,
+        metrics=out / "train.json",
+        live=out / "dvclive",
+    )
+
+
+def weights(out: Path) -> dict:
+    return load_file(str(out / "graphmer.safetensors"))
+
+
+def test_schedules():
+    cfg = TrainConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1, mnm_weight=2.0, mnm_ramp_steps=20)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(10, cfg) == pytest.approx(1.0) and lr_at(100, cfg) == pytest.approx(0.1)
+    assert lr_at(55, cfg) == pytest.approx(0.55)
+    assert mu_at(5, cfg) == 0.0 and mu_at(20, cfg) == pytest.approx(1.0) and mu_at(30, cfg) == 2.0
+
+
+def test_training_writes_weights_config_metrics_and_curves(tiny, tmp_path):
+    m = train(tiny_config(tiny["vocab_size"]), CFG, SAMPLES, paths(tiny, tmp_path), progress=False)
+    assert m["step"] == 4 and "val/mlm_acc" in m
+    assert {"graphmer.safetensors", "config.json", "train.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert (tmp_path / "dvclive/plots/metrics/train/loss.tsv").read_text().count(
+        "\n"
+    ) == 5  # header + 4 steps
+
+
+def test_resume_after_a_kill_matches_an_unbroken_run(tiny, tmp_path):
+    cfg = tiny_config(tiny["vocab_size"])
+    train(cfg, CFG, SAMPLES, paths(tiny, tmp_path / "straight"), progress=False)
+    broken = paths(tiny, tmp_path / "broken")
+    train(cfg, CFG, SAMPLES, broken, progress=False, stop_after=3)  # killed after step 3
+    assert not (broken.out / "graphmer.safetensors").exists()
+    assert [p.name for p in broken.checkpoints.glob("*/*.pt")] == ["step-00000002.pt"]
+    train(cfg, CFG, SAMPLES, broken, progress=False)
+    a, b = weights(tmp_path / "straight"), weights(broken.out)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused_and_kept(tiny, tmp_path, capsys):
+    cfg = tiny_config(tiny["vocab_size"])
+    p = paths(tiny, tmp_path)
+    train(cfg, CFG, SAMPLES, p, progress=False, stop_after=2)
+    (good,) = p.checkpoints.glob("*/step-00000002.pt")
+    good_bytes = good.read_bytes()
+    fp = good.parent.name
+    (good.parent / "step-00000003.pt").write_bytes(b"not a checkpoint")  # a newer, truncated one
+    foreign = torch.load(good, weights_only=True) | {"fingerprint": "0" * 16}
+    torch.save(foreign, good.parent / "step-00000004.pt")
+    state = find_checkpoint(good.parent, fp)
+    out = capsys.readouterr().out
+    assert "step-00000004.pt is from another config" in out and "step-00000003.pt is unreadable" in out
+    assert state is not None and state["step"] == 2
+    # Another config trains from scratch beside it and leaves the first run's checkpoint alone.
+    train(cfg, replace(CFG, lr=1e-3), SAMPLES, p, progress=False, stop_after=2)
+    assert "starting fresh" in capsys.readouterr().out
+    assert good.read_bytes() == good_bytes
+    assert len({q.parent.name for q in p.checkpoints.glob("*/*.pt")}) == 2
+
+
+def _ddp_worker(rank: int, world: int, port: int, tiny: dict, out: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    cfg = replace(CFG, grad_accum=1, steps=3)
+    train(tiny_config(tiny["vocab_size"]), cfg, SAMPLES, paths(tiny, Path(out)), progress=False)
+
+
+def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tiny, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, tiny, str(tmp_path / "ddp")), nprocs=2, join=True)
+    train(
+        tiny_config(tiny["vocab_size"]),
+        replace(CFG, grad_accum=2, steps=3),
+        SAMPLES,
+        paths(tiny, tmp_path / "single"),
+        progress=False,
+    )
+    a, b = weights(tmp_path / "ddp"), weights(tmp_path / "single")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA-only path: fp16 with GradScaler")
+def test_fp16_on_cuda(tiny, tmp_path):
+    m = train(
+        tiny_config(tiny["vocab_size"]),
+        replace(CFG, precision="fp16"),
+        SAMPLES,
+        paths(tiny, tmp_path),
+        progress=False,
+    )
+    assert m["loss"] == m["loss"]  # not NaN
