@@ -26,6 +26,7 @@ lint: setup
 bench: setup
 	python benchmarks/extract.py
 	python benchmarks/loader.py
+	python benchmarks/train.py
 
 clean-venv:
 	rm -rf $(VENV)

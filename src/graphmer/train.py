@@ -243,23 +243,17 @@ def train(
         raise GraphmerError(
             f"tokenizer has {max(vocab.values()) + 1} tokens, model vocab_size is {model_cfg.vocab_size}"
         )
-    train_ds = LeafyChains(
-        paths.samples / "train.parquet",
-        paths.samples / "tails.parquet",
-        vocab,
-        model_cfg.roots,
-        model_cfg.leaves,
-        masking,
-        cfg.seed,
-    )
-    val_ds = LeafyChains(
-        paths.samples / "val.parquet",
-        paths.samples / "tails.parquet",
-        vocab,
-        model_cfg.roots,
-        model_cfg.leaves,
-        masking,
-        cfg.seed,
+    train_ds, val_ds = (
+        LeafyChains(
+            paths.samples / f"{split}.parquet",
+            paths.samples / "tails.parquet",
+            vocab,
+            model_cfg.roots,
+            model_cfg.leaves,
+            masking,
+            cfg.seed,
+        )
+        for split in ("train", "val")
     )
     if len(train_ds) == 0:
         raise GraphmerError(f"{paths.samples / 'train.parquet'} has no windows")

@@ -145,3 +145,10 @@ def test_cli_names_a_missing_path(tmp_path, capsys):
         main(["extract", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])
     assert err.value.code == 1
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_an_id_defined_twice_keeps_its_first_place(tmp_path):
+    src = "class A:\n    def f(self):\n        self.x = 1\n\n    def g(self):\n        self.x = 2\n"
+    t = extract_tables(tmp_path, {"m.py": src})
+    ents = t["entities"]
+    assert ents[ents["id"] == "py:m.A.x"]["start_line"].tolist() == [3]

@@ -8,17 +8,19 @@ names resolve without imports. Calls on a variable use its declared type.
 from __future__ import annotations
 
 import tree_sitter_java
-from tree_sitter import Language, Parser, Query, QueryCursor
+from tree_sitter import Language, Parser, Query
 
 from graphmer.extract.model import (
-    Entity,
     FileGraph,
+    FileState,
     Ref,
+    captures,
     count_errors,
     exact,
     is_test_path,
     nest,
     scope_index,
+    text,
 )
 from graphmer.relations import Relation as R
 
@@ -132,10 +134,6 @@ def builtin_id(name: str) -> str | None:
     return PREFIX + name if name in PRIMITIVES else None
 
 
-def text(node) -> str:
-    return node.text.decode("utf-8", "replace")
-
-
 def type_name(node) -> str | None:
     """`List<String>` -> List, `a.b.C[]` -> a.b.C, `int` -> int; None for void."""
     while node is not None and node.type in ("generic_type", "array_type", "annotated_type"):
@@ -150,36 +148,13 @@ def type_name(node) -> str | None:
     return name if name.replace(".", "").replace("_", "a").replace("$", "a").isalnum() else None
 
 
-class _File:
-    def __init__(self, path: str):
-        self.g = FileGraph(path=path, language="java")
-        self.kind: dict[str, str] = {}
-        self.parent: dict[str, str] = {}
-        self.vars: dict[str, dict[str, str]] = {}  # scope (method or class) -> name -> type
-        self.tests: set[str] = set()
-        self.test_file = is_test_path(path)
+class _File(FileState):
+    language = "java"
 
-    def entity(self, eid, kind, name, node, parent, name_node=None) -> bool:
-        if eid in self.kind:
-            return False
-        self.kind[eid] = kind
-        if parent:
-            self.parent[eid] = parent
-        span = (name_node.start_byte, name_node.end_byte) if name_node is not None else None
-        self.g.entities.append(
-            Entity(
-                eid,
-                kind,
-                name,
-                "java",
-                self.g.path,
-                node.start_point[0] + 1,
-                node.end_point[0] + 1,
-                parent,
-                span,
-            )
-        )
-        return True
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.vars: dict[str, dict[str, str]] = {}  # scope (method or class) -> name -> type
+        self.test_file = is_test_path(path)
 
     def class_of(self, scope: str) -> str | None:
         return scope if self.kind.get(scope) in ("class", "interface") else self.parent.get(scope)
@@ -337,7 +312,7 @@ def extract(path: str, data: bytes, unit: str) -> FileGraph:
     root = tree.root_node
     f = _File(path)
     f.g.error_nodes = count_errors(root)
-    caps = QueryCursor(QUERY).captures(root)
+    caps = captures(QUERY, root)
     pkg_node = (caps.get("package") or [None])[0]
     pkg_name_node = pkg_node.named_children[0] if pkg_node is not None and pkg_node.named_children else None
     pkg = PREFIX + (text(pkg_name_node) if pkg_name_node is not None else "(default)")

@@ -13,16 +13,18 @@ import posixpath
 import re
 
 import tree_sitter_javascript
-from tree_sitter import Language, Parser, Query, QueryCursor
+from tree_sitter import Language, Parser, Query
 
 from graphmer.extract.model import (
-    Entity,
     FileGraph,
+    FileState,
     Ref,
+    captures,
     count_errors,
     exact,
     nest,
     scope_index,
+    text,
 )
 from graphmer.relations import Relation as R
 
@@ -123,10 +125,6 @@ def module_candidates(target: str) -> list[str]:
     return [target + ext for ext in (".js", ".mjs", ".cjs", ".jsx", "/index.js")]
 
 
-def text(node) -> str:
-    return node.text.decode("utf-8", "replace")
-
-
 def jsdoc_type(raw: str) -> str | None:
     m = TYPE_HEAD.search(raw.replace("?", "").replace("!", ""))
     return m.group(0) if m else None
@@ -142,35 +140,13 @@ def dotted(node) -> str | None:
     return None
 
 
-class _File:
+class _File(FileState):
+    language = "javascript"
+
     def __init__(self, path: str, unit: str):
-        self.g = FileGraph(path=path, language="javascript")
+        super().__init__(path)
         self.unit = unit
         self.mid = PREFIX + unit
-        self.kind: dict[str, str] = {self.mid: "module"}
-        self.parent: dict[str, str] = {}
-        self.tests: set[str] = set()
-
-    def entity(self, eid, kind, name, node, parent, name_node=None) -> None:
-        if eid in self.kind and eid != self.mid:
-            return
-        self.kind[eid] = kind
-        if parent:
-            self.parent[eid] = parent
-        span = (name_node.start_byte, name_node.end_byte) if name_node is not None else None
-        self.g.entities.append(
-            Entity(
-                eid,
-                kind,
-                name,
-                "javascript",
-                self.g.path,
-                node.start_point[0] + 1,
-                node.end_point[0] + 1,
-                parent,
-                span,
-            )
-        )
 
     def child_id(self, parent: str, name: str) -> str:
         return f"{parent}:{name}" if parent == self.mid else f"{parent}.{name}"
@@ -391,7 +367,7 @@ def extract(path: str, data: bytes, unit: str) -> FileGraph:
     f = _File(path, unit)
     f.g.error_nodes = count_errors(tree.root_node)
     f.entity(f.mid, "module", unit.rsplit("/", 1)[-1], tree.root_node, None)
-    caps = QueryCursor(QUERY).captures(tree.root_node)
+    caps = captures(QUERY, tree.root_node)
     tests = [n for n in caps.get("test", []) if text(n.child_by_field_name("function")) in TEST_CALLEES]
     defs = sorted(caps.get("def", []) + tests, key=lambda n: n.start_byte)
     scoped = f.definitions(defs)

@@ -61,6 +61,57 @@ class FileGraph:
         self.facts.append(Fact(head, int(relation), ref, line, span))  # ints pickle cheaply
 
 
+def captures(query, root) -> dict[str, list]:
+    """A query's captures by name, each list in document order (the cursor's own order is not
+    guaranteed, and which of two definitions of one id comes first must not vary)."""
+    from tree_sitter import QueryCursor
+
+    return {
+        name: sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
+        for name, nodes in QueryCursor(query).captures(root).items()
+    }
+
+
+def text(node) -> str:
+    """The source text of a tree-sitter node."""
+    return node.text.decode("utf-8", "replace")
+
+
+class FileState:
+    """What a language extractor tracks while it walks one file: the graph it builds, the kind
+    and parent of each definition, and which definitions are tests."""
+
+    language = ""
+
+    def __init__(self, path: str):
+        self.g = FileGraph(path=path, language=self.language)
+        self.kind: dict[str, str] = {}
+        self.parent: dict[str, str] = {}
+        self.tests: set[str] = set()
+
+    def entity(self, eid: str, kind: str, name: str, node, parent: str | None, name_node=None) -> None:
+        """Define an entity once (a second definition of the same id adds facts, not an entity)."""
+        if eid in self.kind:
+            return
+        self.kind[eid] = kind
+        if parent:
+            self.parent[eid] = parent
+        span = (name_node.start_byte, name_node.end_byte) if name_node is not None else None
+        self.g.entities.append(
+            Entity(
+                eid,
+                kind,
+                name,
+                self.language,
+                self.g.path,
+                node.start_point[0] + 1,
+                node.end_point[0] + 1,
+                parent,
+                span,
+            )
+        )
+
+
 def exact(target: str) -> Ref:
     return Ref("id", target)
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import builtins
 
 import tree_sitter_python
-from tree_sitter import Language, Parser, Query, QueryCursor
+from tree_sitter import Language, Parser, Query
 
 from graphmer.extract.model import (
-    Entity,
     FileGraph,
+    FileState,
     Ref,
+    captures,
     count_errors,
     exact,
     is_test_path,
     nest,
     scope_index,
+    text,
 )
 from graphmer.relations import Relation as R
 
@@ -52,10 +54,6 @@ def module_name(rel: str, package_dirs: set[str]) -> str:
     while start > 0 and "/".join(parts[:start]) in package_dirs:
         start -= 1
     return ".".join(parts[start:]) or rel.rsplit("/", 1)[-1][:-3]
-
-
-def text(node) -> str:
-    return node.text.decode("utf-8", "replace")
 
 
 def dotted(node) -> str | None:
@@ -92,38 +90,16 @@ def type_ref(node, scope: str) -> Ref | None:
     return None
 
 
-class _File:
+class _File(FileState):
     """State of one file's extraction."""
 
+    language = "python"
+
     def __init__(self, path: str, data: bytes, module: str, is_package: bool):
-        self.g = FileGraph(path=path, language="python")
+        super().__init__(path)
         self.data, self.module, self.is_package = data, module, is_package
         self.mid = PREFIX + module
-        self.kind: dict[str, str] = {self.mid: "module"}
-        self.parent: dict[str, str] = {}
-        self.tests: set[str] = set()
         self.test_file = is_test_path(path)
-
-    def entity(self, eid: str, kind: str, name: str, node, parent: str | None, name_node=None) -> None:
-        if eid in self.kind and eid != self.mid:
-            return
-        self.kind[eid] = kind
-        if parent:
-            self.parent[eid] = parent
-        span = (name_node.start_byte, name_node.end_byte) if name_node is not None else None
-        self.g.entities.append(
-            Entity(
-                eid,
-                kind,
-                name,
-                "python",
-                self.g.path,
-                node.start_point[0] + 1,
-                node.end_point[0] + 1,
-                parent,
-                span,
-            )
-        )
 
     def class_of(self, scope: str) -> str | None:
         return self.parent.get(scope) if self.kind.get(scope) == "method" else None
@@ -336,7 +312,7 @@ def extract(path: str, data: bytes, module: str) -> FileGraph:
     f = _File(path, data, module, path.endswith("__init__.py"))
     f.g.error_nodes = count_errors(tree.root_node)
     f.entity(f.mid, "module", module.rsplit(".", 1)[-1], tree.root_node, None)
-    caps = QueryCursor(QUERY).captures(tree.root_node)
+    caps = captures(QUERY, tree.root_node)
     defs = sorted(caps.get("def", []), key=lambda n: n.start_byte)
     scoped = f.definitions(defs)
     scopes = scope_index(f.mid, len(data), scoped)
