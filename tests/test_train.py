@@ -143,3 +143,11 @@ def test_fp16_on_cuda(tiny, tmp_path):
         progress=False,
     )
     assert m["loss"] == m["loss"]  # not NaN
+
+
+def test_system_metrics_report_cpu_and_ram():
+    from graphmer.train import system_metrics
+
+    m = system_metrics(torch.device("cpu"))
+    assert {"system/cpu_percent", "system/ram_used_gb", "system/ram_percent"} <= set(m)
+    assert m["system/ram_used_gb"] > 0

@@ -264,7 +264,7 @@ class TrainConfig:
     eval_batches: int = 8
     log_every: int = 1
     monitor_system: bool = True
-    """Log CPU/RAM (and GPU utilization, memory, temperature, power) with DVCLive."""
+    """Log CPU and RAM use (and GPU utilization, memory, temperature, power) with the curves."""
     seed: int = 0
 
     def __post_init__(self) -> None:

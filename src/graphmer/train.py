@@ -160,7 +160,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, masking: Masking, paths: Paths, world: int) -> str:
-    """What a checkpoint must match to be resumed: everything that shapes the trajectory."""
+    """What a checkpoint must match to be resumed: everything that shapes the trajectory,
+    the training code included (a checkpoint of older code is not silently continued)."""
     h = hashlib.sha256()
     skip = {
         "checkpoint_every",
@@ -181,7 +182,8 @@ def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, masking: Masking, path
             sort_keys=True,
         ).encode()
     )
-    for f in (paths.samples / "train.parquet", paths.samples / "tails.parquet", paths.tokenizer):
+    code = [Path(__file__).with_name(m) for m in ("model.py", "train.py", "data.py")]
+    for f in (paths.samples / "train.parquet", paths.samples / "tails.parquet", paths.tokenizer, *code):
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()[:16]
 
@@ -283,7 +285,7 @@ def train(
                 f"train: no checkpoint of this config and data ({fp}); starting fresh "
                 f"({len(set(others))} other run(s) kept in {paths.checkpoints})"
             )
-    live = _live(paths, resume=start > 0, monitor=cfg.monitor_system) if d.main else None
+    live = _live(paths, resume=start > 0) if d.main else None
     metrics: dict = {}
     bar = progress_bar(
         range(start, cfg.steps),
@@ -299,15 +301,17 @@ def train(
         stats["tokens_per_s"] = stats.pop("tokens") / (time.perf_counter() - t0)
         stats["peak_memory_mb"] = _peak_memory_mb(device)
         metrics = {"step": step + 1, **stats}
+        if cfg.monitor_system and d.main:
+            metrics |= system_metrics(device)
         if d.main and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             metrics |= evaluate_batches(net, val_ds, cfg, device, amp, d)
         if live is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
             for k, v in metrics.items():
                 if k != "step":
-                    live.log_metric(f"train/{k}" if not k.startswith("val/") else k, v)
+                    live.log_metric(k if "/" in k else f"train/{k}", v)
             live.next_step()
         if d.main:
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", mlm=f"{stats['mlm_acc']:.2f}")
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", mlm=f"{stats['mlm_acc']:.2f}", refresh=False)
         if d.main and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             save_checkpoint(
                 ckpt_dir,
@@ -423,10 +427,33 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _live(paths: Paths, resume: bool, monitor: bool):
+def _live(paths: Paths, resume: bool):
     from dvclive import Live
 
-    return Live(dir=str(paths.live), resume=resume, dvcyaml=None, save_dvc_exp=False, monitor_system=monitor)
+    return Live(dir=str(paths.live), resume=resume, dvcyaml=None, save_dvc_exp=False)
+
+
+def system_metrics(device: torch.device) -> dict:
+    """What the reference run reported: GPU utilization, memory, temperature and power where the
+    device reports them; CPU and RAM always. (DVCLive's own monitor stops on a CPU-only machine
+    that has pynvml installed but no NVML library.)"""
+    import psutil
+
+    out = {
+        "system/cpu_percent": psutil.cpu_percent(interval=None),
+        "system/ram_used_gb": psutil.virtual_memory().used / 2**30,
+        "system/ram_percent": psutil.virtual_memory().percent,
+    }
+    if device.type == "cuda":
+        out["system/gpu_memory_gb"] = torch.cuda.memory_reserved(device) / 2**30
+        for name, read in (
+            ("gpu_utilization", torch.cuda.utilization),
+            ("gpu_temperature", torch.cuda.temperature),
+            ("gpu_power_w", lambda d: torch.cuda.power_draw(d) / 1000),
+        ):
+            with contextlib.suppress(Exception):  # needs NVML; not every driver reports every value
+                out[f"system/{name}"] = float(read(device))
+    return out
 
 
 def _write_outputs(model: GraphMERT, metrics: dict, paths: Paths) -> None:
