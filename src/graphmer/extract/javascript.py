@@ -21,6 +21,7 @@ from graphmer.extract.model import (
     Ref,
     captures,
     count_errors,
+    dotted_name,
     exact,
     nest,
     scope_index,
@@ -131,13 +132,8 @@ def jsdoc_type(raw: str) -> str | None:
 
 
 def dotted(node) -> str | None:
-    if node.type == "identifier":
-        return text(node)
-    if node.type == "member_expression":
-        obj, prop = node.child_by_field_name("object"), node.child_by_field_name("property")
-        head = dotted(obj) if obj is not None else None
-        return f"{head}.{text(prop)}" if head and prop is not None else None
-    return None
+    """`a.b.c` for identifier/member_expression chains, else None."""
+    return dotted_name(node, "member_expression", "property")
 
 
 class _File(FileState):

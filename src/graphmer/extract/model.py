@@ -77,6 +77,18 @@ def text(node) -> str:
     return node.text.decode("utf-8", "replace")
 
 
+def dotted_name(node, member: str, field: str) -> str | None:
+    """`a.b.c` for a chain of identifiers joined by `member` nodes whose right side is `field`
+    (the node names are each grammar's: Python `attribute`, JavaScript `member_expression`)."""
+    if node.type == "identifier":
+        return text(node)
+    if node.type == member:
+        obj, name = node.child_by_field_name("object"), node.child_by_field_name(field)
+        head = dotted_name(obj, member, field) if obj is not None else None
+        return f"{head}.{text(name)}" if head and name is not None else None
+    return None
+
+
 class FileState:
     """What a language extractor tracks while it walks one file: the graph it builds, the kind
     and parent of each definition, and which definitions are tests."""

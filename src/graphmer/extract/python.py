@@ -19,6 +19,7 @@ from graphmer.extract.model import (
     Ref,
     captures,
     count_errors,
+    dotted_name,
     exact,
     is_test_path,
     nest,
@@ -58,13 +59,7 @@ def module_name(rel: str, package_dirs: set[str]) -> str:
 
 def dotted(node) -> str | None:
     """`a.b.c` for identifier/attribute chains, else None."""
-    if node.type == "identifier":
-        return text(node)
-    if node.type == "attribute":
-        obj, attr = node.child_by_field_name("object"), node.child_by_field_name("attribute")
-        head = dotted(obj) if obj is not None else None
-        return f"{head}.{text(attr)}" if head and attr is not None else None
-    return None
+    return dotted_name(node, "attribute", "attribute")
 
 
 def base_expr(node):
