@@ -18,4 +18,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    guarded("fetch", main)
+    guarded("fetch", main, __doc__)

@@ -29,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    guarded("samples", main)
+    guarded("samples", main, __doc__)

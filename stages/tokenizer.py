@@ -29,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    guarded("tokenizer", main)
+    guarded("tokenizer", main, __doc__)

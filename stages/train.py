@@ -27,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    guarded("train", main)
+    guarded("train", main, __doc__)

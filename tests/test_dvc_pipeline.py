@@ -55,8 +55,17 @@ def project(tmp_path_factory) -> Path:
     params["tokenizer"]["vocab_size"] = 300
     params["samples"].update(roots=16, stride=16, leaves=3)
     params["model"].update(layers=1, hidden=32, heads=2, ffn=64)
-    params["train"].update(steps=2, micro_batch=2, grad_accum=1, warmup_steps=1, mnm_ramp_steps=1,
-                           eval_every=1, eval_batches=1, checkpoint_every=1, monitor_system=False)
+    params["train"].update(
+        steps=2,
+        micro_batch=2,
+        grad_accum=1,
+        warmup_steps=1,
+        mnm_ramp_steps=1,
+        eval_every=1,
+        eval_batches=1,
+        checkpoint_every=1,
+        monitor_system=False,
+    )
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     git(proj, "init", "-q")
     git(proj, "config", "user.name", "t")

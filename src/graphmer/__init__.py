@@ -10,8 +10,20 @@ class GraphmerError(Exception):
     """An error a user can act on; stages print it as one line and exit non-zero."""
 
 
-def guarded(name: str, fn: Callable[[], object]) -> None:
-    """Run a stage or command; a GraphmerError becomes one line on stderr and exit status 1."""
+def guarded(name: str, fn: Callable[[], object], doc: str | None = None) -> None:
+    """Run a stage or command; a GraphmerError becomes one line on stderr and exit status 1.
+
+    With `doc` (a stage's docstring) the command line is checked too: `-h`/`--help` prints it,
+    anything else is refused, since stages read params.yaml, not arguments."""
+    if doc is not None and sys.argv[1:]:
+        if sys.argv[1] in ("-h", "--help"):
+            print(doc.strip())
+            sys.exit(0)
+        print(
+            f"{name}: error: unexpected argument {sys.argv[1]!r}; stages read params.yaml (try --help)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     try:
         fn()
     except GraphmerError as err:

@@ -238,7 +238,9 @@ def compact(
     def leaf_part(name: str, fill) -> torch.Tensor:
         return torch.where(valid_slot, full[name].gather(1, src), fill)
 
-    per_slot = lambda t: t.gather(1, order)[:, :, None].expand(B, G, L).reshape(B, G * L)  # noqa: E731
+    def per_slot(per_root: torch.Tensor) -> torch.Tensor:  # (B, R) -> one value per kept leaf slot
+        return per_root.gather(1, order)[:, :, None].expand(B, G, L).reshape(B, G * L)
+
     group_rel = torch.where(valid, rel.gather(1, order), -1)
     return {
         "input_ids": torch.cat([full["input_ids"][:, :R], leaf_part("input_ids", 0)], 1),

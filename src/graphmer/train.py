@@ -30,6 +30,7 @@ from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SamplesConfig, TrainConfig
 from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact, stream_batch
 from graphmer.model import NUM_RELATIONS, GraphMERT, ModelConfig
+from graphmer.tokenizer import load as load_tokenizer
 
 # --------------------------------------------------------------------------- schedules
 
@@ -238,8 +239,6 @@ def train(
     masking = Masking(
         samples.mask_rate, samples.span_p, samples.max_span, samples.leaf_mask_prob, samples.balance
     )
-    from graphmer.tokenizer import load as load_tokenizer
-
     vocab = load_tokenizer(paths.tokenizer).get_vocab()
     if max(vocab.values()) >= model_cfg.vocab_size:
         raise GraphmerError(
