@@ -133,10 +133,16 @@ def test_masking_rates_match_the_targets(setup):
         masked += sel.sum()
         mask_tok += (ids[:, :R][sel] == MASK).sum()
         kept += (ids[:, :R][sel] == root_lab[sel]).sum()
-        for row in sel:
+        for row, orig in zip(sel, np.where(root_lab != IGNORE, root_lab, ids[:, :R])):
             run = 0
-            for x in list(row) + [False]:
+            for j, x in enumerate(list(row) + [False]):
                 if x:
+                    if run == 0:  # a masked run begins at a word start
+                        assert j == 0 or begins[orig[j]] or ends[orig[j - 1]], (
+                            j,
+                            orig[max(j - 1, 0)],
+                            orig[j],
+                        )
                     run += 1
                 elif run:
                     spans.append(run)
