@@ -1,12 +1,12 @@
 """Loader throughput beside the training step it feeds, in one run.
 
-    python benchmarks/loader.py [--batch 8] [--batches 50]
+    python benchmarks/loader.py [--batch 8] [--batches 50] [--steps 5]
 
-Needs `dvc repro samples`. The loader (fill leaf groups, span-mask roots,
-mask leaf groups, collate) must be >= 10x faster than a training step, or it
-would need worker processes. Until the GraphMERT model lands, the training step
-is a tiny-preset stand-in: a 4-layer, 256-wide `nn.TransformerEncoder` (4 heads,
-FFN 1024) over the same batch, forward + backward + AdamW, fp32 on the CPU.
+Needs `dvc repro samples`. The loader (draw the window order, fill leaf groups,
+span-mask roots, mask leaf groups, collate, compact) must be >= 10x faster than
+a training step of the model it feeds, or it would need worker processes. The
+training step is the real objective (MLM + MNM + InfoNCE) of the preset in
+params.yaml, forward + backward + AdamW, fp32 on the CPU, on those batches.
 """
 
 from __future__ import annotations
@@ -15,60 +15,65 @@ import argparse
 import time
 
 import torch
-from torch import nn
 
 from graphmer.config import load_section
-from graphmer.data import LeafyChains, Masking, collate
+from graphmer.data import LeafyChains, Masking, stream_batch
+from graphmer.model import ModelConfig
 from graphmer.tokenizer import load
+from graphmer.train import Pretrainer
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--batch", type=int, default=8, help="windows per batch (default 8)")
-    ap.add_argument("--batches", type=int, default=50, help="loader batches to time (default 50)")
-    ap.add_argument("--steps", type=int, default=3, help="training steps to time (default 3)")
+    ap.add_argument("--batch", type=int, default=8, help="windows per micro-batch (default 8)")
+    ap.add_argument("--batches", type=int, default=50, help="loader micro-batches to time (default 50)")
+    ap.add_argument("--steps", type=int, default=5, help="training micro-batches to time (default 5)")
     args = ap.parse_args()
-    cfg = load_section("samples")
-    vocab = load("models/tokenizer.json").get_vocab()
+    cfg, model = load_section("samples"), load_section("model")
+    tok = load("models/tokenizer.json")
+    masking = Masking(cfg.mask_rate, cfg.span_p, cfg.max_span, cfg.leaf_mask_prob, cfg.balance)
     ds = LeafyChains(
         "data/samples/train.parquet",
         "data/samples/tails.parquet",
-        vocab,
+        tok.get_vocab(),
         cfg.roots,
         cfg.leaves,
-        Masking(cfg.mask_rate, cfg.span_p, cfg.max_span, cfg.leaf_mask_prob, cfg.balance),
+        masking,
     )
     start = time.perf_counter()
-    for b in range(args.batches):
-        batch = collate([ds[(b * args.batch + i) % len(ds)] for i in range(args.batch)])
+    batches = [stream_batch(ds, k, args.batch, 0) for k in range(args.batches)]
     loader_bps = args.batches / (time.perf_counter() - start)
 
     torch.manual_seed(0)
-    emb = nn.Embedding(len(vocab), 256)
-    layer = nn.TransformerEncoderLayer(256, 4, 1024, batch_first=True, dropout=0.0)
-    enc = nn.TransformerEncoder(layer, 4, enable_nested_tensor=False)
-    head = nn.Linear(256, len(vocab))
-    params = [*emb.parameters(), *enc.parameters(), *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=1e-4)
-
-    def step() -> None:
-        h = enc(emb(batch["input_ids"]), src_key_padding_mask=~batch["attention_mask"])
-        loss = nn.functional.cross_entropy(
-            head(h).flatten(0, 1), batch["labels"].flatten(), ignore_index=-100
+    net = Pretrainer(
+        ModelConfig.from_preset(
+            model.preset,
+            vocab_size=tok.get_vocab_size(),
+            roots=cfg.roots,
+            leaves=cfg.leaves,
+            **model.overrides(),
         )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
 
-    step()  # warm-up
+    def step(batch: dict) -> None:
+        out = net(batch)
+        (out["mlm_loss"] + out["mnm_loss"] + 0.1 * out["constraint_loss"]).backward()
+        opt.step()
+        opt.zero_grad()
+
+    step(batches[0])  # warm-up
     start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
+    for k in range(args.steps):
+        step(batches[1 + k % (len(batches) - 1)])
     train_sps = args.steps / (time.perf_counter() - start)
-    n = batch["input_ids"].shape[1]
-    print(f"batch {args.batch} x {n} tokens, {torch.get_num_threads()} threads")
-    print(f"loader:   {loader_bps:8.2f} batches/s")
-    print(f"training: {train_sps:8.3f} steps/s (tiny stand-in encoder, fwd+bwd+AdamW)")
+    n = sum(b["input_ids"].shape[1] for b in batches) / len(batches)
+    print(
+        f"{model.preset} preset, micro-batch {args.batch} windows x {n:.0f} positions (compact), "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(f"loader:   {loader_bps:8.2f} micro-batches/s")
+    print(f"training: {train_sps:8.2f} micro-batches/s (forward + backward + AdamW)")
     print(f"loader / training = {loader_bps / train_sps:.0f}x (target >= 10x)")
 
 
