@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg, model = load_section("samples"), load_section("model")
     tok = load("models/tokenizer.json")
-    masking = Masking(cfg.mask_rate, cfg.span_p, cfg.max_span, cfg.leaf_mask_prob, cfg.balance)
+    masking = Masking.of(cfg)
     ds = LeafyChains(
         "data/samples/train.parquet",
         "data/samples/tails.parquet",

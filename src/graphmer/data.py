@@ -39,6 +39,13 @@ class Masking:
     leaf_mask_prob: float = 0.15
     balance: bool = True
 
+    @classmethod
+    def of(cls, samples) -> Masking:
+        """The masking of a `samples` params section (graphmer.config.SamplesConfig)."""
+        return cls(
+            samples.mask_rate, samples.span_p, samples.max_span, samples.leaf_mask_prob, samples.balance
+        )
+
 
 def word_starts(vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per token id: does it begin a word (space, newline, punctuation first), does it end one."""

@@ -53,10 +53,6 @@ class ModelConfig:
     decay_lambda: float = 0.6
     max_head_tokens: int = 8  # head spans longer than this feed H-GAT their first tokens
 
-    @property
-    def seq_len(self) -> int:
-        return self.roots * (1 + self.leaves)
-
     def to_dict(self) -> dict:
         return asdict(self)
 

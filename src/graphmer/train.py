@@ -236,9 +236,7 @@ def train(
     d = init_distributed()
     device = pick_device(d)
     torch.manual_seed(cfg.seed)
-    masking = Masking(
-        samples.mask_rate, samples.span_p, samples.max_span, samples.leaf_mask_prob, samples.balance
-    )
+    masking = Masking.of(samples)
     vocab = load_tokenizer(paths.tokenizer).get_vocab()
     if max(vocab.values()) >= model_cfg.vocab_size:
         raise GraphmerError(
@@ -303,7 +301,7 @@ def train(
         if cfg.monitor_system and d.main:
             metrics |= system_metrics(device)
         if d.main and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            metrics |= evaluate_batches(net, val_ds, cfg, device, amp, d)
+            metrics |= evaluate_batches(net, val_ds, cfg, device, amp)
         if live is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
             for k, v in metrics.items():
                 if k != "step":
@@ -383,7 +381,7 @@ def _step(ddp, opt, scaler, ds, cfg: TrainConfig, step: int, d: Dist, device, am
 
 
 @torch.no_grad()
-def evaluate_batches(net: Pretrainer, ds: LeafyChains, cfg: TrainConfig, device, amp, d: Dist) -> dict:
+def evaluate_batches(net: Pretrainer, ds: LeafyChains, cfg: TrainConfig, device, amp) -> dict:
     """Loss and accuracy on a fixed set of validation windows with fixed masks (epoch 0)."""
     if len(ds) == 0:
         return {}
