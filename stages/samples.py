@@ -2,7 +2,7 @@
 
     dvc repro samples          # or, outside DVC: python stages/samples.py
 
-Writes data/samples/{train,val,tails}.parquet and metrics/samples.json.
+Writes data/samples/{train,val,tails,candidates}.parquet and metrics/samples.json.
 """
 
 from graphmer import guarded

@@ -7,8 +7,10 @@ triple (head, relation, tail) becomes a candidate for that anchor's leaf group:
 the tail's short name in BPE tokens. The loader (`graphmer.data`) picks one
 candidate per anchor each epoch, so nothing about the injection is stored.
 
-Outputs in `out_dir`: train.parquet and val.parquet (one row per window) and
-tails.parquet (the tail vocabulary: entity id, name, token ids).
+Outputs in `out_dir`: train.parquet and val.parquet (one row per window),
+tails.parquet (the tail vocabulary: entity id, name, token ids) and
+candidates.parquet (every distinct tail of each relation in the whole graph as leaf
+tokens, with its count in the training graph: what tail prediction ranks).
 """
 
 from __future__ import annotations
@@ -36,10 +38,20 @@ WINDOW_SCHEMA = pa.schema(
         ("cand_relation", pa.list_(pa.int8())),
         ("cand_tail", pa.list_(pa.int32())),  # row of tails.parquet
         ("cand_copyable", pa.list_(pa.bool_())),  # the tail's name occurs in the window's code
+        ("cand_head", pa.list_(pa.string())),  # the head's entity id (evaluation: seen in training?)
     ]
 )
 TAIL_SCHEMA = pa.schema(
     [("tail", pa.string()), ("name", pa.string()), ("ids", pa.list_(pa.int32())), ("truncated", pa.bool_())]
+)
+CANDIDATE_SCHEMA = pa.schema(
+    [
+        ("relation", pa.int8()),
+        ("name", pa.string()),
+        ("ids", pa.list_(pa.int32())),  # leaf tokens (<= L); unique per relation
+        ("train_count", pa.int32()),  # triples with this tail and relation extracted from training files
+        ("count", pa.int32()),  # ... from any file
+    ]
 )
 
 
@@ -148,6 +160,7 @@ def file_windows(path: str, data: bytes, tok, kg: KG, tails: Tails, layout: Layo
                 cand["cand_relation"].append(rel)
                 cand["cand_tail"].append(tails.get(tail, name))
                 cand["cand_copyable"].append(name in chars)
+                cand["cand_head"].append(entity)
         rows.append({"file": path, "start": w, "roots": ids[w:end].tolist(), **cand})
     return rows
 
@@ -182,12 +195,47 @@ def build_samples(
         with atomic.atomic_path(out_dir / f"{split}.parquet") as tmp:
             pq.write_table(table, tmp, compression="zstd")
     tail_table = tails.table()
-    with atomic.atomic_path(out_dir / "tails.parquet") as tmp:
-        pq.write_table(tail_table, tmp, compression="zstd")
+    candidates = candidate_table(kg_dir, splits, tok, layout.leaves)
+    for name, table in (("tails", tail_table), ("candidates", candidates)):
+        with atomic.atomic_path(out_dir / f"{name}.parquet") as tmp:
+            pq.write_table(table, tmp, compression="zstd")
     metrics = sample_metrics(windows, tail_table, layout, splits)
+    rel = np.bincount(candidates.column("relation").to_numpy(), minlength=len(RELATION_NAMES))
+    metrics["candidates_per_relation"] = {name: int(rel[i]) for i, name in enumerate(RELATION_NAMES)}
     if metrics_path is not None:
         atomic.write_json(metrics_path, metrics)
     return metrics
+
+
+def candidate_table(kg_dir: Path, splits: dict[str, str], tok, leaves: int) -> pa.Table:
+    """Distinct tails per relation as leaf-token sequences (the tokens a leaf group holds),
+    counted over the training graph (triples from training files) and the whole graph."""
+    ent = pq.read_table(kg_dir / "entities.parquet", columns=["id", "name"]).to_pydict()
+    name_of = dict(zip(ent["id"], ent["name"]))
+    tri = pq.read_table(kg_dir / "triples.parquet", columns=["relation", "tail", "file"]).to_pydict()
+    names = sorted({name_of.get(t, t) for t in tri["tail"]})
+    ids_of = {n: tuple(e.ids[:leaves]) for n, e in zip(names, tok.encode_batch(names)) if e.ids}
+    train, total = Counter(), Counter()
+    first_name: dict[tuple, str] = {}
+    for r, t, f in zip(tri["relation"], tri["tail"], tri["file"]):
+        name = name_of.get(t, t)
+        if name not in ids_of:
+            continue
+        key = (r, ids_of[name])
+        first_name[key] = min(first_name.get(key, name), name)
+        total[key] += 1
+        train[key] += splits.get(f) == "train"
+    keys = sorted(total)
+    return pa.table(
+        {
+            "relation": [r for r, _ in keys],
+            "name": [first_name[k] for k in keys],
+            "ids": [list(ids) for _, ids in keys],
+            "train_count": [train[k] for k in keys],
+            "count": [total[k] for k in keys],
+        },
+        schema=CANDIDATE_SCHEMA,
+    )
 
 
 def sample_metrics(
