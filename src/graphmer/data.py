@@ -29,6 +29,7 @@ import torch
 from graphmer.tokenizer import MASK, PAD, SPECIAL_TOKENS
 
 IGNORE = -100
+CANDIDATE_COLUMNS = ("cand_anchor", "cand_end", "cand_relation", "cand_tail", "cand_copyable")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class LeafyChains(torch.utils.data.Dataset):
         masking: Masking = Masking(),
         seed: int = 0,
     ):
-        table = pq.read_table(samples).to_pydict()
+        table = pq.read_table(samples, columns=["roots", *CANDIDATE_COLUMNS]).to_pydict()
         self.roots_ids = [np.asarray(r, dtype=np.int64) for r in table["roots"]]
         self.cands = [
             (
@@ -84,13 +85,7 @@ class LeafyChains(torch.utils.data.Dataset):
                 np.asarray(t, np.int64),
                 np.asarray(c, bool),
             )
-            for a, e, r, t, c in zip(
-                table["cand_anchor"],
-                table["cand_end"],
-                table["cand_relation"],
-                table["cand_tail"],
-                table["cand_copyable"],
-            )
+            for a, e, r, t, c in zip(*(table[k] for k in CANDIDATE_COLUMNS))
         ]
         self.tail_ids = [
             np.asarray(x, np.int64) for x in pq.read_table(tails, columns=["ids"]).column("ids").to_pylist()
@@ -115,48 +110,60 @@ class LeafyChains(torch.utils.data.Dataset):
     def draw(self, index: int, epoch: int) -> dict[str, np.ndarray]:
         """Window `index` with the injection and masks of `epoch` (a pure function of both)."""
         rng = np.random.default_rng((self.seed, epoch, index))
+        item = self.inject(index, rng)
+        ids, n = item["input_ids"], len(self.roots_ids[index])
+        labels = np.full(len(ids), IGNORE, np.int64)
+        self._mask_roots(rng, ids, labels, n)
+        self._mask_leaves(rng, ids, labels, item["leaf_relation"])
+        return {"input_ids": ids, "labels": labels, **{k: v for k, v in item.items() if k != "input_ids"}}
+
+    def inject(
+        self, index: int, rng: np.random.Generator, forced: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Window `index`, nothing masked, each anchor's leaf group filled with one of its candidates.
+
+        `forced` (a candidate row of the window) fills its anchor's group, and no other group
+        repeats its tail text: evaluation masks that group and asks for the tail.
+        """
         R, L = self.R, self.L
         ids = np.full(R + R * L, PAD, np.int64)
         roots = self.roots_ids[index]
         ids[: len(roots)] = roots
         attn = np.zeros(R + R * L, bool)
         attn[: len(roots)] = True
-        rel, head_end, tail, copyable = self._inject(rng, ids, attn, index)
-        labels = np.full(R + R * L, IGNORE, np.int64)
-        self._mask_roots(rng, ids, labels, len(roots))
-        self._mask_leaves(rng, ids, labels, rel)
-        return {
-            "input_ids": ids,
-            "labels": labels,
-            "attention_mask": attn,
-            "leaf_relation": rel,
-            "head_end": head_end,
-            "leaf_tail": tail,
-            "leaf_copyable": copyable,
-        }
-
-    def _inject(self, rng, ids, attn, index):
-        R, L = self.R, self.L
         rel = np.full(R, -1, np.int64)
         head_end = np.arange(1, R + 1, dtype=np.int64)
         tail = np.full(R, -1, np.int64)
         copyable = np.zeros(R, bool)
         anchor, end, relation, tails, copy = self.cands[index]
         used: set[bytes] = set()
+
+        def put(r: int) -> None:
+            a, toks = anchor[r], self.tail_ids[tails[r]]
+            used.add(toks.tobytes())
+            ids[R + a * L : R + a * L + len(toks)] = toks
+            attn[R + a * L : R + a * L + len(toks)] = True
+            rel[a], head_end[a], tail[a], copyable[a] = relation[r], end[r], tails[r], copy[r]
+
+        if forced is not None:
+            put(forced)
         for a in np.unique(anchor):
+            if forced is not None and a == anchor[forced]:
+                continue
             rows = np.flatnonzero(anchor == a)
             rows = np.array([r for r in rows if self.tail_ids[tails[r]].tobytes() not in used])
             if len(rows) == 0:
                 continue
             w = self.rel_weight[relation[rows]]
-            r = rows[rng.choice(len(rows), p=w / w.sum())]
-            toks = self.tail_ids[tails[r]]
-            used.add(toks.tobytes())
-            start = R + a * L
-            ids[start : start + len(toks)] = toks
-            attn[start : start + len(toks)] = True
-            rel[a], head_end[a], tail[a], copyable[a] = relation[r], end[r], tails[r], copy[r]
-        return rel, head_end, tail, copyable
+            put(rows[rng.choice(len(rows), p=w / w.sum())])
+        return {
+            "input_ids": ids,
+            "attention_mask": attn,
+            "leaf_relation": rel,
+            "head_end": head_end,
+            "leaf_tail": tail,
+            "leaf_copyable": copyable,
+        }
 
     def _replace(self, rng, ids, labels, pos: np.ndarray) -> None:
         """80% [MASK], 10% a random ordinary token, 10% unchanged; the label is the original."""
