@@ -18,12 +18,15 @@ from graphmer.train import train
 def main() -> None:
     model, cfg, samples = load_section("model"), load_section("train"), load_section("samples")
     vocab = load("models/tokenizer.json").get_vocab_size()
-    model_cfg = ModelConfig.from_preset(model.preset, vocab_size=vocab, roots=samples.roots,
-                                        leaves=samples.leaves, **model.overrides())
+    model_cfg = ModelConfig.from_preset(
+        model.preset, vocab_size=vocab, roots=samples.roots, leaves=samples.leaves, **model.overrides()
+    )
     m = train(model_cfg, cfg, samples)
     if m:
-        print(f"train: {m['step']} steps, loss {m['loss']:.3f}, val MLM acc {m.get('val/mlm_acc', 0):.3f}, "
-              f"val MNM acc {m.get('val/mnm_acc', 0):.3f}")
+        print(
+            f"train: {m['step']} steps, loss {m['loss']:.3f}, val MLM acc {m.get('val/mlm_acc', 0):.3f}, "
+            f"val MNM acc {m.get('val/mnm_acc', 0):.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 NUM_RELATIONS = 16
+# GraphMERT.forward's arguments, by their names in a (compact) batch of graphmer.data.
+MODEL_INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
 PRESETS = {
     "tiny": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
     "base": {"layers": 12, "hidden": 768, "heads": 12, "ffn": 3072},

@@ -29,7 +29,7 @@ from torch import nn
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SamplesConfig, TrainConfig
 from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact, stream_batch
-from graphmer.model import NUM_RELATIONS, GraphMERT, ModelConfig
+from graphmer.model import MODEL_INPUTS, NUM_RELATIONS, GraphMERT, ModelConfig
 from graphmer.tokenizer import load as load_tokenizer
 
 # --------------------------------------------------------------------------- schedules
@@ -51,9 +51,6 @@ def mu_at(step: int, cfg: TrainConfig) -> float:
 
 
 # --------------------------------------------------------------------------- objective
-
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
 
 
 class Pretrainer(nn.Module):
