@@ -285,6 +285,27 @@ class TrainConfig:
             raise ConfigError("train.warmup_steps and train.mnm_ramp_steps must be >= 0")
 
 
+@dataclass
+class EvaluateConfig:
+    """`evaluate`: held-out metrics on the validation files (DESIGN §7)."""
+
+    seed: int = 0
+    """Fixes masks, injections and the triple sample: runs compare on the same questions."""
+    windows: int = 2048
+    """Validation windows for masked MLM/MNM accuracy (0: all)."""
+    triples_per_relation: int = 100
+    """Held-out triples ranked per relation (a seeded sample of those unseen in training; 0: all)."""
+    batch_size: int = 32
+    """Windows per forward pass."""
+
+    def __post_init__(self) -> None:
+        for key in ("windows", "triples_per_relation"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"evaluate.{key} must be >= 0")
+        if self.batch_size <= 0:
+            raise ConfigError("evaluate.batch_size must be > 0")
+
+
 # --------------------------------------------------------------------------- building
 
 SECTIONS: dict[str, type] = {
@@ -295,6 +316,7 @@ SECTIONS: dict[str, type] = {
     "samples": SamplesConfig,
     "model": ModelSection,
     "train": TrainConfig,
+    "evaluate": EvaluateConfig,
 }
 
 

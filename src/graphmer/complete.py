@@ -1,0 +1,342 @@
+"""Tail completion with a trained GraphMERT: rank candidate tails for a masked leaf group.
+
+A question is a window (an item of `LeafyChains.inject`, or one built from a user's
+file) and the root `anchor` of a head whose leaf group should hold a tail of relation r.
+For each tail length l the group holds l [MASK] tokens with relation r (every other
+group as it is, or emptied for the code-only baseline). One batched forward pass over
+those length variants gives log p(token) at every masked slot, and a candidate of
+length l scores the sum of its tokens' log-probabilities in the length-l variant: the
+candidates are gathered from those few rows, never run one by one, and no variant
+reveals how long the true tail is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from graphmer import GraphmerError
+from graphmer.data import IGNORE, collate, compact
+from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig
+from graphmer.tokenizer import MASK, PAD
+from graphmer.tokenizer import load as load_tokenizer
+
+
+def load_model(model_dir: str | Path, tokenizer_path: str | Path) -> tuple[GraphMERT, object]:
+    """The trained encoder (eval mode) and its tokenizer; each mismatch is a one-line error."""
+    model_dir = Path(model_dir)
+    config_path, weights = model_dir / "config.json", model_dir / "graphmer.safetensors"
+    for p in (config_path, weights, Path(tokenizer_path)):
+        if not p.is_file():
+            raise GraphmerError(f"{p} not found: train a model first (`dvc repro train`)")
+    try:
+        raw = json.loads(config_path.read_text())
+    except ValueError as err:
+        raise GraphmerError(f"{config_path} is not valid JSON: {err}") from err
+    if not isinstance(raw, dict) or raw.get("architecture") != "GraphMERT":
+        raise GraphmerError(f"{config_path} is not a GraphMERT config")
+    known = {f.name for f in fields(ModelConfig)}
+    unknown = sorted(set(raw) - known - {"architecture"})
+    if unknown:
+        raise GraphmerError(f"{config_path} has unknown key {unknown[0]!r}: written by another version?")
+    cfg = ModelConfig(**{k: v for k, v in raw.items() if k in known})
+    tok = load_tokenizer(tokenizer_path)
+    if tok.get_vocab_size() != cfg.vocab_size:
+        raise GraphmerError(
+            f"tokenizer {tokenizer_path} has {tok.get_vocab_size()} tokens but the model was trained "
+            f"with {cfg.vocab_size}: they belong to different runs"
+        )
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise GraphmerError(f"{weights} is not a readable safetensors file: {err}") from err
+    model = GraphMERT(cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or shapes:
+        what = (
+            (missing and f"missing {missing[0]}")
+            or (unexpected and f"unexpected {unexpected[0]}")
+            or f"{shapes[0]} is {tuple(state[shapes[0]].shape)}, "
+            f"the config says {tuple(expected[shapes[0]].shape)}"
+        )
+        raise GraphmerError(f"{weights} does not match {config_path}: {what}")
+    model.load_state_dict(state)
+    return model.eval(), tok
+
+
+@dataclass
+class Candidates:
+    """The candidate tails of one relation: leaf tokens padded to L, their lengths, names, counts."""
+
+    ids: torch.Tensor  # (C, L), PAD after `lengths`
+    lengths: torch.Tensor  # (C,)
+    names: list[str]
+    train_count: np.ndarray  # (C,) triples with this tail in the training graph
+
+    @classmethod
+    def of(cls, table: pa.Table, relation: int, leaves: int) -> Candidates:
+        """Rows of samples/candidates.parquet with `relation`."""
+        rows = table.filter(pc.equal(table["relation"], relation)).to_pydict()
+        return cls.from_lists(rows["ids"], rows["name"], rows["train_count"], leaves)
+
+    @classmethod
+    def from_lists(cls, ids: list[list[int]], names: list[str], counts, leaves: int) -> Candidates:
+        ids = [x[:leaves] for x in ids]
+        padded = torch.full((len(ids), leaves), PAD, dtype=torch.long)
+        for i, x in enumerate(ids):
+            padded[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
+        lengths = torch.as_tensor([len(x) for x in ids], dtype=torch.long)
+        return cls(padded, lengths, list(names), np.asarray(counts, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self) -> dict[tuple[int, ...], int]:
+        return {tuple(self.ids[i, : self.lengths[i]].tolist()): i for i in range(len(self))}
+
+    def present_lengths(self) -> list[int]:
+        return sorted(set(self.lengths.tolist()))
+
+
+def masked_variants(
+    item: dict[str, np.ndarray],
+    anchor: int,
+    relation: int,
+    head_end: int,
+    lengths: list[int],
+    roots: int,
+    leaves: int,
+    graph: bool = True,
+) -> list[dict[str, np.ndarray]]:
+    """Copies of an unmasked window whose group at `anchor` holds l [MASK]s of `relation`,
+    one per l in `lengths`; `graph=False` empties every other leaf group (code only)."""
+    R, L = roots, leaves
+    out = []
+    for length in lengths:
+        v = {k: x.copy() for k, x in item.items()}
+        if not graph:
+            v["input_ids"][R:] = PAD
+            v["attention_mask"][R:] = False
+            v["leaf_relation"][:] = -1
+            v["head_end"] = np.arange(1, R + 1, dtype=np.int64)
+            v["leaf_tail"][:] = -1
+            v["leaf_copyable"][:] = False
+        group = slice(R + anchor * L, R + (anchor + 1) * L)
+        v["input_ids"][group] = PAD
+        v["attention_mask"][group] = False
+        v["input_ids"][R + anchor * L : R + anchor * L + length] = MASK
+        v["attention_mask"][R + anchor * L : R + anchor * L + length] = True
+        v["leaf_relation"][anchor] = relation
+        v["head_end"][anchor] = head_end
+        v["labels"] = np.full(len(v["input_ids"]), IGNORE, np.int64)
+        out.append(v)
+    return out
+
+
+@torch.no_grad()
+def leaf_logprobs(
+    model: GraphMERT, variants: list[dict[str, np.ndarray]], anchors: list[int], lengths: list[int]
+) -> list[torch.Tensor]:
+    """One forward pass over `variants`; for each, log p (l, vocab) at its l masked slots."""
+    R, L = model.cfg.roots, model.cfg.leaves
+    batch = compact(collate(variants), R, L)
+    device = next(model.parameters()).device
+    hidden = model(*(batch[k].to(device) for k in MODEL_INPUTS))
+    out = []
+    for b, (anchor, length) in enumerate(zip(anchors, lengths)):
+        k = int(torch.nonzero(batch["group_root"][b] == anchor)[0, 0])
+        rows = hidden[b, R + k * L : R + k * L + length]
+        out.append(torch.log_softmax(model.logits(rows).float(), dim=-1).cpu())
+    return out
+
+
+def score_candidates(logp: dict[int, torch.Tensor], cands: Candidates) -> torch.Tensor:
+    """(C,) summed token log-probabilities; logp[l] holds the (l, vocab) rows of the length-l variant."""
+    scores = torch.full((len(cands),), float("-inf"))
+    for length, lp in logp.items():
+        sel = torch.nonzero(cands.lengths == length)[:, 0]
+        if len(sel):
+            scores[sel] = lp[torch.arange(length)[None, :], cands.ids[sel, :length]].sum(1)
+    return scores
+
+
+@dataclass(frozen=True)
+class Question:
+    """Which tail belongs in the leaf group of `anchor` (head roots anchor..head_end-1)?"""
+
+    item: dict  # an unmasked window (LeafyChains.inject)
+    anchor: int
+    relation: int
+    head_end: int
+
+
+def answer(
+    model: GraphMERT, questions: list[Question], cands: list[Candidates], graph: bool, batch_size: int
+) -> list[torch.Tensor]:
+    """Candidate scores for each question (cands[i] are question i's candidates)."""
+    R, L = model.cfg.roots, model.cfg.leaves
+    jobs = []  # (question, length, variant)
+    for qi, q in enumerate(questions):
+        lengths = cands[qi].present_lengths()
+        for length, v in zip(
+            lengths, masked_variants(q.item, q.anchor, q.relation, q.head_end, lengths, R, L, graph)
+        ):
+            jobs.append((qi, length, v))
+    logp: list[dict[int, torch.Tensor]] = [{} for _ in questions]
+    for lo in range(0, len(jobs), batch_size):
+        chunk = jobs[lo : lo + batch_size]
+        rows = leaf_logprobs(
+            model,
+            [v for _, _, v in chunk],
+            [questions[qi].anchor for qi, _, _ in chunk],
+            [n for _, n, _ in chunk],
+        )
+        for (qi, length, _), lp in zip(chunk, rows):
+            logp[qi][length] = lp
+    return [score_candidates(lp, c) for lp, c in zip(logp, cands)]
+
+
+def rank_metrics(scores: torch.Tensor, target: int, exclude: torch.Tensor | None = None) -> dict[str, float]:
+    """Reciprocal rank and Hits@1/3/10 of `target`, in expectation over a random order of ties
+    (a constant scorer gets the rank of a coin, not the best or worst one). `exclude` marks other
+    true answers, left out of the ranking (the filtered setting of Bordes et al., NeurIPS 2013)."""
+    keep = torch.ones(len(scores), dtype=torch.bool) if exclude is None else ~exclude
+    keep[target] = False
+    s, t = scores[keep].double(), scores[target].double()
+    above, ties = int((s > t).sum()), int((s == t).sum())
+    positions = torch.arange(above + 1, above + ties + 2, dtype=torch.float64)  # equally likely ranks
+    out = {"rr": float((1.0 / positions).mean()), "rank": float(positions.mean())}
+    for k in (1, 3, 10):
+        out[f"hits{k}"] = min(max((k - above) / (ties + 1), 0.0), 1.0)
+    return out
+
+
+# --------------------------------------------------------------------------- `graphmer predict`
+
+IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    name: str
+    score: float  # summed token log-probability
+    source: str  # "graph": a tail of the relation in the training corpus graph; "file": a name in the file
+
+
+def find_head(path: Path, data: bytes, entity: str) -> tuple[tuple[int, int], str, int]:
+    """Byte span of the definition of `entity` in the file (a name, or a dotted suffix of its id),
+    its id and line; a one-line error lists what the file defines when nothing matches."""
+    from graphmer.extract.pipeline import EXTRACTORS
+    from graphmer.languages import language_of
+
+    lang = language_of(path.name)
+    if lang is None:
+        raise GraphmerError(f"{path}: not a Python, Java or JavaScript file")
+    graph = EXTRACTORS[lang](path.name, data, path.stem if lang == "python" else path.name)
+    defined = [e for e in graph.entities if e.span is not None]
+    for e in defined:
+        if entity in (e.name, e.id) or e.id.endswith("." + entity):
+            return e.span, e.id, e.start_line
+    names = ", ".join(sorted({e.name for e in defined})[:8]) or "nothing"
+    raise GraphmerError(f"entity {entity!r} is not defined in {path} (it defines: {names})")
+
+
+def code_window(ids: list[int], first: int, roots: int, leaves: int) -> tuple[dict[str, np.ndarray], int]:
+    """An unmasked window of R roots around token `first` (a quarter of it before), no leaves."""
+    R, L = roots, leaves
+    start = max(0, min(first - R // 4, len(ids) - R))
+    window = ids[start : start + R]
+    item = {
+        "input_ids": np.full(R + R * L, PAD, np.int64),
+        "attention_mask": np.zeros(R + R * L, bool),
+        "leaf_relation": np.full(R, -1, np.int64),
+        "head_end": np.arange(1, R + 1, dtype=np.int64),
+        "leaf_tail": np.full(R, -1, np.int64),
+        "leaf_copyable": np.zeros(R, bool),
+    }
+    item["input_ids"][: len(window)] = window
+    item["attention_mask"][: len(window)] = True
+    return item, start
+
+
+def predict(
+    path: str | Path,
+    entity: str,
+    relation: str,
+    top_k: int = 10,
+    model_dir: str | Path = "models",
+    tokenizer: str | Path = "models/tokenizer.json",
+    candidates: str | Path = "data/samples/candidates.parquet",
+) -> tuple[str, list[Prediction]]:
+    """Top-k tails of (entity, relation) for a source file, ranked by the model on the file's code.
+
+    Candidates are every tail of the relation in the training corpus graph plus every identifier
+    of the file, so a name that static extraction could not resolve can still be proposed."""
+    from graphmer.chains import char_offsets, mention_tokens
+    from graphmer.relations import RELATION_NAMES
+
+    path = Path(path)
+    if relation not in RELATION_NAMES:
+        raise GraphmerError(f"unknown relation {relation!r} (known: {', '.join(RELATION_NAMES)})")
+    r = RELATION_NAMES.index(relation)
+    if top_k <= 0:
+        raise GraphmerError("--top-k must be > 0")
+    if not path.is_file():
+        raise GraphmerError(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise GraphmerError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
+    span, head_id, line = find_head(path, data, entity)
+    candidates = Path(candidates)
+    if not candidates.is_file():
+        raise GraphmerError(f"{candidates} not found: build the samples first (`dvc repro samples`)")
+    model, tok = load_model(model_dir, tokenizer)
+    R, L = model.cfg.roots, model.cfg.leaves
+
+    enc = tok.encode(text)
+    ends = np.asarray([e for _, e in enc.offsets], dtype=np.int64)
+    chars = char_offsets(data, text, np.asarray([span], dtype=np.int64))
+    first, last = mention_tokens(ends, chars[:, 0], chars[:, 1])
+    item, start = code_window(enc.ids, int(first[0]), R, L)
+    anchor = int(first[0]) - start
+    head_end = min(int(last[0]) + 1 - start, R)
+
+    import pyarrow.parquet as pq
+
+    known = Candidates.of(pq.read_table(candidates), r, L)
+    seen = known.index()
+    names = sorted(set(IDENTIFIER.findall(text)))
+    extra = []  # the file's own names the graph does not already offer
+    for n, e in zip(names, tok.encode_batch(names)):
+        key = tuple(e.ids[:L])
+        if key and key not in seen:
+            seen[key] = -1
+            extra.append((n, list(key)))
+    cands = Candidates.from_lists(
+        [known.ids[i, : known.lengths[i]].tolist() for i in range(len(known))] + [ids for _, ids in extra],
+        known.names + [n for n, _ in extra],
+        np.concatenate([known.train_count, np.zeros(len(extra), np.int64)]),
+        L,
+    )
+    with torch.inference_mode():
+        (scores,) = answer(model, [Question(item, anchor, r, head_end)], [cands], graph=False, batch_size=L)
+    order = torch.argsort(scores, descending=True)[:top_k].tolist()
+    label = f"{head_id} (line {line})"
+    return label, [
+        Prediction(cands.names[i], float(scores[i]), "graph" if i < len(known) else "file") for i in order
+    ]

@@ -1,0 +1,428 @@
+"""Held-out evaluation (DESIGN §7): numbers a reviewer can trust.
+
+Only validation files are read, and only after a leakage guard: every window of
+val.parquet must come from a file whose split is `val`, and no validation file's
+content hash may occur among the training files. Everything random (masks,
+injections, the triple sample) is fixed by `evaluate.seed`, so experiments answer
+the same questions.
+
+1. Masked accuracy on validation windows drawn as in training: MLM on roots; MNM
+   per token and whole tail (every token of the group right), per relation, for
+   copyable tails (the tail's name occurs in the window's code) and the rest.
+2. Tail prediction: each held-out triple (head, r, tail) of a validation window
+   that never appeared in a training window (the same head can be referenced from
+   a training file, which injects its triples there: those are excluded and
+   counted) asks for its leaf group, masked, among every distinct tail of r in the
+   graph (samples/candidates.parquet); other true tails of (head, r) are left out
+   of the ranking (filtered setting). Three systems rank the same questions:
+   `model` (the window with its other leaf groups), `code_only` (the same model,
+   every other leaf group emptied) and `frequency` (count with r in the training
+   graph). MRR and Hits@1/3/10 in expectation over ties.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from graphmer import GraphmerError, atomic, progress_bar
+from graphmer.complete import Candidates, Question, answer, load_model, rank_metrics
+from graphmer.config import EvaluateConfig, SamplesConfig, SplitConfig
+from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact
+from graphmer.model import MODEL_INPUTS, GraphMERT
+from graphmer.relations import RELATION_NAMES
+from graphmer.split import assign_splits
+
+SYSTEMS = ("model", "code_only", "frequency")
+RANK_KEYS = ("mrr", "hits1", "hits3", "hits10")
+
+
+@dataclass(frozen=True)
+class EvalPaths:
+    samples: Path = Path("data/samples")
+    kg: Path = Path("data/kg")
+    model: Path = Path("models")
+    tokenizer: Path = Path("models/tokenizer.json")
+    metrics: Path = Path("metrics/eval.json")
+    table: Path = Path("metrics/eval_relations")  # .csv and .md
+    plot: Path = Path("metrics/eval_hits10")  # <system>.csv: relation, hits10
+
+
+# --------------------------------------------------------------------------- leakage
+
+
+def check_leakage(samples_dir: Path, kg_dir: Path, split: SplitConfig) -> dict:
+    """Fail unless every validation window comes from a `val` file whose content is not in training."""
+    files = pq.read_table(kg_dir / "files.parquet", columns=["path", "sha256", "skipped"]).to_pydict()
+    sha = dict(zip(files["path"], files["sha256"]))
+    splits = assign_splits(pq.read_table(kg_dir / "files.parquet"), split.val_fraction, split.seed)
+    used = {
+        s: set(pq.read_table(samples_dir / f"{s}.parquet", columns=["file"]).column("file").to_pylist())
+        for s in ("train", "val")
+    }
+    for s, paths in used.items():
+        unknown = sorted(p for p in paths if p not in sha)
+        if unknown:
+            raise GraphmerError(
+                f"leakage guard: {s} window file {unknown[0]} is not in {kg_dir}/files.parquet"
+            )
+    wrong = sorted(p for p in used["val"] if splits.get(p) != "val")
+    if wrong:
+        raise GraphmerError(
+            f"leakage guard: validation windows come from {len(wrong)} file(s) outside the val split, "
+            f"e.g. {wrong[0]} ({splits.get(wrong[0])}); rebuild the samples"
+        )
+    train_hashes = {sha[p] for p in used["train"]}
+    shared = sorted(p for p in used["val"] if sha[p] in train_hashes)
+    if shared:
+        raise GraphmerError(
+            f"leakage guard: {len(shared)} validation file(s) have the content of a training file, "
+            f"e.g. {shared[0]}"
+        )
+    return {"train_files": len(used["train"]), "val_files": len(used["val"]), "shared_content": 0}
+
+
+# --------------------------------------------------------------------------- masked accuracy
+
+
+@torch.no_grad()
+def masked_accuracy(
+    model: GraphMERT, ds: LeafyChains, windows: int, seed: int, batch_size: int, progress: bool = False
+) -> dict:
+    """MLM on masked roots; MNM per token and per whole tail, by relation and copyability."""
+    R, L = ds.R, ds.L
+    order = np.random.default_rng(seed).permutation(len(ds))[: windows or len(ds)]
+    mlm = np.zeros(2)
+    # per (relation, copyable): tokens, right tokens, groups, whole tails right
+    mnm = np.zeros((len(RELATION_NAMES), 2, 4))
+    for lo in progress_bar(
+        range(0, len(order), batch_size), desc="masked", unit="batch", disable=not progress
+    ):
+        batch = compact(collate([ds.draw(int(i), 0) for i in order[lo : lo + batch_size]]), R, L)
+        hidden = model(*(batch[k] for k in MODEL_INPUTS))
+        labels = batch["labels"]
+        sel = labels != IGNORE
+        right = torch.zeros_like(sel)
+        right[sel] = model.logits(hidden[sel]).argmax(-1) == labels[sel]
+        mlm += [int(right[:, :R].sum()), int(sel[:, :R].sum())]
+        b, p = torch.nonzero(sel[:, R:], as_tuple=True)
+        k = p // L
+        rel, copy = batch["group_relation"][b, k], batch["group_copyable"][b, k].long()
+        ok = right[:, R:][b, p]
+        groups: dict[tuple[int, int], list[bool]] = defaultdict(list)
+        for i in range(len(b)):
+            groups[(int(b[i]), int(k[i]))].append(bool(ok[i]))
+            mnm[rel[i], copy[i], 0] += 1
+            mnm[rel[i], copy[i], 1] += bool(ok[i])
+        for (bi, ki), oks in groups.items():
+            r, c = int(batch["group_relation"][bi, ki]), int(batch["group_copyable"][bi, ki])
+            mnm[r, c, 2] += 1
+            mnm[r, c, 3] += all(oks)
+
+    def summary(m: np.ndarray) -> dict:
+        tokens, right_tokens, groups, exact = m
+        if groups == 0:
+            return {"tails": 0, "note": "no masked tails"}
+        return {
+            "tails": int(groups),
+            "tokens": int(tokens),
+            "token_acc": float(right_tokens / tokens),
+            "exact_match": float(exact / groups),
+        }
+
+    return {
+        "windows": len(order),
+        "mlm": {"tokens": int(mlm[1]), "acc": float(mlm[0] / max(mlm[1], 1))},
+        "mnm": {
+            "overall": summary(mnm.sum((0, 1))),
+            "copyable": summary(mnm[:, 1].sum(0)),
+            "non_copyable": summary(mnm[:, 0].sum(0)),
+            "per_relation": {
+                name: summary(mnm[r].sum(0))
+                | {"copyable": summary(mnm[r, 1]), "non_copyable": summary(mnm[r, 0])}
+                for r, name in enumerate(RELATION_NAMES)
+            },
+        },
+    }
+
+
+# --------------------------------------------------------------------------- held-out triples
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    window: int
+    row: int  # candidate row within the window
+    head: str
+    relation: int
+    tail: str  # entity id
+    copyable: bool
+
+
+def _flat(table: pa.Table, column: str) -> np.ndarray:
+    return pc.list_flatten(table[column]).to_numpy(zero_copy_only=False)
+
+
+def held_out_triples(samples_dir: Path, seed: int, per_relation: int) -> tuple[list[HeldOut], dict]:
+    """A seeded sample, per relation, of the distinct validation triples never injected in training
+    (each at one of its validation anchors, drawn with the same seed); and the counts."""
+    cols = ["cand_head", "cand_relation", "cand_tail"]
+    tail_entity = np.asarray(
+        pq.read_table(samples_dir / "tails.parquet", columns=["tail"])["tail"].to_pylist()
+    )
+    train = pq.read_table(samples_dir / "train.parquet", columns=cols)
+    seen = set(
+        zip(
+            _flat(train, "cand_head"),
+            _flat(train, "cand_relation").tolist(),
+            tail_entity[_flat(train, "cand_tail")],
+        )
+    )
+    val = pq.read_table(samples_dir / "val.parquet", columns=[*cols, "cand_copyable"])
+    heads, rels = _flat(val, "cand_head"), _flat(val, "cand_relation").astype(int)
+    tails, copy = tail_entity[_flat(val, "cand_tail")], _flat(val, "cand_copyable")
+    window = pc.list_parent_indices(val["cand_relation"]).to_numpy()
+    first_row = np.concatenate([[0], np.cumsum(pc.list_value_length(val["cand_relation"]).to_numpy())])
+    occurrences: dict[tuple, list[int]] = defaultdict(list)
+    excluded = np.zeros(len(RELATION_NAMES), np.int64)
+    for i, key in enumerate(zip(heads, rels.tolist(), tails)):
+        if key in seen:
+            excluded[key[1]] += 1
+        else:
+            occurrences[key].append(i)
+    rng = np.random.default_rng(seed)
+    by_relation: dict[int, list[tuple]] = defaultdict(list)
+    for key in sorted(occurrences):
+        by_relation[key[1]].append(key)
+    chosen: list[HeldOut] = []
+    counts = {}
+    for r, name in enumerate(RELATION_NAMES):
+        keys = by_relation.get(r, [])
+        pick = rng.permutation(len(keys))[: per_relation or len(keys)]
+        for j in sorted(pick):
+            occ = occurrences[keys[j]]
+            i = occ[rng.integers(len(occ))]
+            w = int(window[i])
+            chosen.append(HeldOut(w, i - int(first_row[w]), heads[i], r, tails[i], bool(copy[i])))
+        counts[name] = {"val_triples": len(keys), "seen_in_training": int(excluded[r])}
+    return chosen, counts
+
+
+def true_tails(kg_dir: Path, heads: set[str], tok, leaves: int) -> dict[tuple[str, int], set[tuple]]:
+    """(head, relation) -> leaf-token sequences of all its tails in the whole graph."""
+    tri = pq.read_table(kg_dir / "triples.parquet", columns=["head", "relation", "tail"])
+    tri = tri.filter(pc.is_in(tri["head"], pa.array(sorted(heads), pa.string()))).to_pydict()
+    ent = pq.read_table(kg_dir / "entities.parquet", columns=["id", "name"])
+    ent = ent.filter(pc.is_in(ent["id"], pa.array(sorted(set(tri["tail"])), pa.string()))).to_pydict()
+    name_of = dict(zip(ent["id"], ent["name"]))
+    names = sorted({name_of.get(t, t) for t in tri["tail"]})
+    ids = {n: tuple(e.ids[:leaves]) for n, e in zip(names, tok.encode_batch(names))}
+    out: dict[tuple[str, int], set[tuple]] = defaultdict(set)
+    for h, r, t in zip(tri["head"], tri["relation"], tri["tail"]):
+        out[(h, r)].add(ids[name_of.get(t, t)])
+    return out
+
+
+# --------------------------------------------------------------------------- tail prediction
+
+
+def tail_prediction(
+    model: GraphMERT,
+    ds: LeafyChains,
+    samples_dir: Path,
+    kg_dir: Path,
+    tok,
+    cfg: EvaluateConfig,
+    progress: bool = False,
+) -> dict:
+    held, counts = held_out_triples(samples_dir, cfg.seed, cfg.triples_per_relation)
+    table = pq.read_table(samples_dir / "candidates.parquet")
+    cands = {r: Candidates.of(table, r, ds.L) for r in range(len(RELATION_NAMES))}
+    index = {r: c.index() for r, c in cands.items()}
+    truth = true_tails(kg_dir, {h.head for h in held}, tok, ds.L)
+    tail_ids = ds.tail_ids
+    results: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
+    chunk = max(1, cfg.batch_size // ds.L)
+    for lo in progress_bar(range(0, len(held), chunk), desc="tails", unit="chunk", disable=not progress):
+        part = held[lo : lo + chunk]
+        questions, their = [], []
+        for h in part:
+            rng = np.random.default_rng((cfg.seed, h.window, h.row))
+            item = ds.inject(h.window, rng, forced=h.row)
+            anchor = int(ds.cands[h.window][0][h.row])
+            questions.append(Question(item, anchor, h.relation, int(item["head_end"][anchor])))
+            their.append(cands[h.relation])
+        scores = {
+            "model": answer(model, questions, their, graph=True, batch_size=cfg.batch_size),
+            "code_only": answer(model, questions, their, graph=False, batch_size=cfg.batch_size),
+        }
+        for qi, h in enumerate(part):
+            c, idx = cands[h.relation], index[h.relation]
+            target = idx.get(tuple(tail_ids[ds.cands[h.window][3][h.row]].tolist()))
+            if target is None:
+                raise GraphmerError(f"tail {h.tail} of a validation triple is not among the candidates")
+            others = {idx[t] for t in truth[(h.head, h.relation)] if t in idx} - {target}
+            exclude = torch.zeros(len(c), dtype=torch.bool)
+            exclude[list(others)] = True
+            system_scores = {
+                **{s: scores[s][qi] for s in scores},
+                "frequency": torch.from_numpy(c.train_count),
+            }
+            for s in SYSTEMS:
+                m = rank_metrics(system_scores[s], target, exclude)
+                results[s].append(m | {"relation": h.relation, "copyable": h.copyable})
+    return summarize(results, counts, {RELATION_NAMES[r]: len(c) for r, c in cands.items()})
+
+
+def _means(rows: list[dict]) -> dict:
+    if not rows:
+        return {"triples": 0}
+    return {
+        "triples": len(rows),
+        **{k: float(np.mean([m["rr" if k == "mrr" else k] for m in rows])) for k in RANK_KEYS},
+    }
+
+
+def summarize(results: dict[str, list[dict]], counts: dict, candidates: dict) -> dict:
+    out: dict = {}
+    for part, keep in (
+        ("overall", lambda m: True),
+        ("copyable", lambda m: m["copyable"]),
+        ("non_copyable", lambda m: not m["copyable"]),
+    ):
+        out[part] = {s: _means([m for m in results[s] if keep(m)]) for s in SYSTEMS}
+    per = {}
+    for r, name in enumerate(RELATION_NAMES):
+        entry = {**counts[name], "candidates": candidates[name]}
+        rows = {s: [m for m in results[s] if m["relation"] == r] for s in SYSTEMS}
+        if not rows["model"]:
+            entry["note"] = "no validation triples unseen in training"
+        else:
+            entry["evaluated"] = len(rows["model"])
+            entry["copyable_share"] = float(np.mean([m["copyable"] for m in rows["model"]]))
+            entry |= {s: _means(rows[s]) for s in SYSTEMS}
+            entry["non_copyable"] = {s: _means([m for m in rows[s] if not m["copyable"]]) for s in SYSTEMS}
+        per[name] = entry
+    out["per_relation"] = per
+    out["val_triples"] = sum(c["val_triples"] for c in counts.values())
+    out["seen_in_training_excluded"] = sum(c["seen_in_training"] for c in counts.values())
+    return out
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def evaluate(
+    cfg: EvaluateConfig,
+    samples: SamplesConfig,
+    split: SplitConfig,
+    paths: EvalPaths = EvalPaths(),
+    progress: bool = True,
+) -> dict:
+    leakage = check_leakage(paths.samples, paths.kg, split)
+    model, tok = load_model(paths.model, paths.tokenizer)
+    if (model.cfg.roots, model.cfg.leaves) != (samples.roots, samples.leaves):
+        raise GraphmerError(
+            f"the model was trained on windows of {model.cfg.roots} roots x {model.cfg.leaves} leaves, "
+            f"the samples have {samples.roots} x {samples.leaves}: retrain (`dvc repro train`)"
+        )
+    torch.manual_seed(cfg.seed)
+    ds = LeafyChains(
+        paths.samples / "val.parquet",
+        paths.samples / "tails.parquet",
+        tok.get_vocab(),
+        samples.roots,
+        samples.leaves,
+        Masking.of(samples),
+        cfg.seed,
+    )
+    if len(ds) == 0:
+        raise GraphmerError(f"{paths.samples / 'val.parquet'} has no windows: nothing to evaluate")
+    with torch.inference_mode():
+        masked = masked_accuracy(model, ds, cfg.windows, cfg.seed, cfg.batch_size, progress)
+        tails = tail_prediction(model, ds, paths.samples, paths.kg, tok, cfg, progress)
+    metrics = {"seed": cfg.seed, "leakage": leakage, "masked": masked, "tail_prediction": tails}
+    write_outputs(metrics, paths)
+    return metrics
+
+
+def relation_rows(metrics: dict) -> list[dict]:
+    rows = []
+    for name, e in metrics["tail_prediction"]["per_relation"].items():
+        mnm = metrics["masked"]["mnm"]["per_relation"][name]
+        row = {
+            "relation": name,
+            "val_triples": e["val_triples"],
+            "evaluated": e.get("evaluated", 0),
+            "copyable_share": e.get("copyable_share"),
+            "candidates": e["candidates"],
+        }
+        for s in SYSTEMS:
+            for k in RANK_KEYS:
+                row[f"{s}_{k}"] = e.get(s, {}).get(k)
+        row["mnm_token_acc"] = mnm.get("token_acc")
+        row["mnm_exact_match"] = mnm.get("exact_match")
+        rows.append(row)
+    return rows
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def write_outputs(metrics: dict, paths: EvalPaths) -> None:
+    rows = relation_rows(metrics)
+    atomic.write_json(paths.metrics, metrics)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    atomic.write_text(paths.table.with_suffix(".csv"), buf.getvalue())
+    cols = [
+        "relation",
+        "val_triples",
+        "evaluated",
+        "copyable_share",
+        "model_mrr",
+        "model_hits1",
+        "model_hits10",
+        "code_only_mrr",
+        "code_only_hits10",
+        "frequency_mrr",
+        "frequency_hits10",
+        "mnm_token_acc",
+        "mnm_exact_match",
+    ]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    tp = metrics["tail_prediction"]
+    for part in ("overall", "copyable", "non_copyable"):
+        cells = [
+            f"**{part}**",
+            str(tp["val_triples"]) if part == "overall" else "",
+            str(tp[part]["model"]["triples"]),
+            "",
+        ]
+        for s, ks in (
+            ("model", ("mrr", "hits1", "hits10")),
+            ("code_only", ("mrr", "hits10")),
+            ("frequency", ("mrr", "hits10")),
+        ):
+            cells += [_fmt(tp[part][s].get(k)) for k in ks]
+        lines.append("| " + " | ".join(cells + ["", ""]) + " |")
+    atomic.write_text(paths.table.with_suffix(".md"), "\n".join(lines) + "\n")
+    paths.plot.mkdir(parents=True, exist_ok=True)
+    for s in SYSTEMS:
+        plot = [f"{r['relation']},{r[f'{s}_hits10']:.4f}" for r in rows if r["evaluated"]]
+        atomic.write_text(paths.plot / f"{s}.csv", "\n".join(["relation,hits10", *plot]) + "\n")

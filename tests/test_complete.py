@@ -1,0 +1,106 @@
+"""Tail completion: batched candidate scoring equals scoring each candidate alone; honest ranks."""
+
+import numpy as np
+import pytest
+import torch
+
+from graphmer.complete import (
+    Candidates,
+    Question,
+    answer,
+    leaf_logprobs,
+    masked_variants,
+    rank_metrics,
+    score_candidates,
+)
+from graphmer.data import LeafyChains
+from graphmer.model import GraphMERT
+from graphmer.tokenizer import MASK, PAD
+from tests.tiny import L, R, build_tiny, tiny_config
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tiny = build_tiny(tmp_path_factory.mktemp("complete"))
+    root = tiny["root"]
+    ds = LeafyChains(root / "samples/train.parquet", root / "samples/tails.parquet", tiny["vocab"], R, L)
+    torch.manual_seed(0)
+    model = GraphMERT(tiny_config(tiny["vocab_size"])).eval()
+    # a window with at least two anchored heads, so other leaf groups exist
+    index = next(i for i in range(len(ds)) if len(np.unique(ds.cands[i][0])) >= 2)
+    return ds, model, index
+
+
+def question(ds, index, row):
+    item = ds.inject(index, np.random.default_rng(0), forced=row)
+    anchor = int(ds.cands[index][0][row])
+    return Question(item, anchor, int(ds.cands[index][2][row]), int(item["head_end"][anchor]))
+
+
+def test_variants_mask_the_group_with_each_length_and_code_only_empties_the_rest(setup):
+    ds, _, index = setup
+    q = question(ds, index, 0)
+    variants = masked_variants(q.item, q.anchor, q.relation, q.head_end, [1, 3], R, L, graph=True)
+    for length, v in zip([1, 3], variants):
+        group = v["input_ids"][R + q.anchor * L : R + (q.anchor + 1) * L]
+        assert (group[:length] == MASK).all() and (group[length:] == PAD).all()
+        assert v["attention_mask"][R + q.anchor * L : R + (q.anchor + 1) * L].sum() == length
+        assert v["leaf_relation"][q.anchor] == q.relation
+    others = (q.item["leaf_relation"] >= 0).sum() - 1
+    assert others >= 1 and (variants[0]["leaf_relation"] >= 0).sum() == others + 1
+    (alone,) = masked_variants(q.item, q.anchor, q.relation, q.head_end, [2], R, L, graph=False)
+    assert (alone["leaf_relation"] >= 0).sum() == 1
+    assert alone["attention_mask"][R:].sum() == 2
+    assert (alone["input_ids"][:R] == q.item["input_ids"][:R]).all()  # the code is untouched
+
+
+def test_batched_scores_equal_each_candidate_scored_alone(setup):
+    ds, model, index = setup
+    q = question(ds, index, 0)
+    cands = Candidates.from_lists([[7], [9, 11], [12, 13, 14], [7, 7]], ["a", "b", "c", "d"], [0, 0, 0, 0], L)
+    (batched,) = answer(model, [q], [cands], graph=True, batch_size=2)
+    for i in range(len(cands)):
+        n = int(cands.lengths[i])
+        (v,) = masked_variants(q.item, q.anchor, q.relation, q.head_end, [n], R, L)
+        (lp,) = leaf_logprobs(model, [v], [q.anchor], [n])
+        alone = sum(float(lp[k, cands.ids[i, k]]) for k in range(n))
+        assert float(batched[i]) == pytest.approx(alone, abs=1e-4)
+
+
+def test_scores_do_not_depend_on_the_true_tail(setup):
+    """No variant carries the answer or its length: two questions that differ only in which
+    tail is true get the same scores."""
+    ds, model, index = setup
+    q = question(ds, index, 0)
+    cands = Candidates.from_lists([[5], [6, 7], [8, 9, 10]], ["x", "y", "z"], [0, 0, 0], L)
+    other = {k: v.copy() for k, v in q.item.items()}
+    other["input_ids"][R + q.anchor * L : R + (q.anchor + 1) * L] = [20, 21, 22][:L]  # another "true" tail
+    q2 = Question(other, q.anchor, q.relation, q.head_end)
+    a, b = answer(model, [q, q2], [cands, cands], graph=True, batch_size=8)
+    assert torch.allclose(a, b)
+
+
+def test_score_gathers_the_right_rows():
+    lp = {1: torch.log_softmax(torch.randn(1, 10), -1), 2: torch.log_softmax(torch.randn(2, 10), -1)}
+    cands = Candidates.from_lists([[3], [4, 5], [1, 2, 3]], ["a", "b", "c"], [0, 0, 0], 3)
+    s = score_candidates(lp, cands)
+    assert float(s[0]) == pytest.approx(float(lp[1][0, 3]))
+    assert float(s[1]) == pytest.approx(float(lp[2][0, 4] + lp[2][1, 5]))
+    assert s[2] == float("-inf")  # no length-3 variant: never ranked above a scored candidate
+
+
+def test_ranks_are_expected_values_over_ties():
+    constant = torch.zeros(10)
+    m = rank_metrics(constant, 0)
+    assert m["rr"] == pytest.approx(np.mean(1 / np.arange(1, 11)))
+    assert m["hits1"] == pytest.approx(0.1) and m["hits3"] == pytest.approx(0.3) and m["hits10"] == 1.0
+    best = rank_metrics(torch.tensor([5.0, 1, 2, 3]), 0)
+    assert best["rr"] == 1.0 and best["hits1"] == 1.0
+    third = rank_metrics(torch.tensor([1.0, 3, 2, 0]), 0)
+    assert third["rr"] == pytest.approx(1 / 3) and third["hits1"] == 0 and third["hits3"] == 1
+
+
+def test_filtered_ranking_drops_the_other_true_tails():
+    scores = torch.tensor([1.0, 3, 2, 0])
+    exclude = torch.tensor([False, True, True, False])  # other true tails of the same (head, r)
+    assert rank_metrics(scores, 0, exclude)["rr"] == 1.0

@@ -1,0 +1,161 @@
+"""The evaluate stage on a tiny trained model: honest splits, complete metrics, clear failures."""
+
+import json
+import math
+import shutil
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from graphmer import GraphmerError
+from graphmer.config import SplitConfig
+from graphmer.evaluate import SYSTEMS, evaluate, held_out_triples
+from graphmer.relations import RELATION_NAMES
+from tests.trained import EVAL, SAMPLES, build_trained, eval_paths
+
+SPLIT = SplitConfig(val_fraction=0.3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return build_trained(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="module")
+def result(trained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    return evaluate(EVAL, SAMPLES, SPLIT, eval_paths(trained["root"], out), progress=False), out
+
+
+def _numbers(x):
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _numbers(v)
+    elif isinstance(x, float):
+        yield x
+
+
+def test_metrics_hold_every_number_and_no_nan(result):
+    m, out = result
+    saved = json.loads((out / "eval.json").read_text())
+    assert saved == json.loads(json.dumps(m))
+    assert all(math.isfinite(v) for v in _numbers(m))
+    assert m["leakage"]["shared_content"] == 0 and m["leakage"]["val_files"] > 0
+    assert 0 <= m["masked"]["mlm"]["acc"] <= 1 and m["masked"]["mlm"]["tokens"] > 0
+    tp = m["tail_prediction"]
+    assert set(tp["per_relation"]) == set(RELATION_NAMES)
+    for part in ("overall", "copyable", "non_copyable"):
+        assert set(tp[part]) == set(SYSTEMS)
+    assert tp["overall"]["model"]["triples"] == tp["val_triples"] > 0  # triples_per_relation=0: all
+    for s in SYSTEMS:
+        for k in ("mrr", "hits1", "hits3", "hits10"):
+            assert 0 <= tp["overall"][s][k] <= 1
+        assert tp["overall"][s]["hits1"] <= tp["overall"][s]["hits3"] <= tp["overall"][s]["hits10"]
+
+
+def test_a_relation_without_validation_triples_says_so(result):
+    m, out = result
+    tests = m["tail_prediction"]["per_relation"]["tests"]  # the tiny corpus has no tests
+    assert tests["val_triples"] == 0 and "no validation triples" in tests["note"]
+    assert m["masked"]["mnm"]["per_relation"]["tests"]["tails"] == 0
+    row = next(line for line in (out / "eval_relations.md").read_text().splitlines() if "| tests |" in line)
+    assert "nan" not in row.lower() and "–" in row
+
+
+def test_tables_and_plot_data_open_as_csv(result):
+    m, out = result
+    import pandas as pd
+
+    table = pd.read_csv(out / "eval_relations.csv")
+    assert list(table["relation"]) == RELATION_NAMES
+    evaluated = table[table["evaluated"] > 0]
+    assert len(evaluated) == sum("evaluated" in e for e in m["tail_prediction"]["per_relation"].values())
+    for s in SYSTEMS:
+        plot = pd.read_csv(out / "eval_hits10" / f"{s}.csv")
+        assert list(plot.columns) == ["relation", "hits10"] and len(plot) == len(evaluated)
+
+
+def test_held_out_triples_were_never_injected_in_training(trained):
+    samples = trained["root"] / "samples"
+    held, counts = held_out_triples(samples, seed=0, per_relation=0)
+    tails = pq.read_table(samples / "tails.parquet")["tail"].to_pylist()
+    train = pq.read_table(samples / "train.parquet").to_pydict()
+    seen = {
+        (h, r, tails[t])
+        for hs, rs, ts in zip(train["cand_head"], train["cand_relation"], train["cand_tail"])
+        for h, r, t in zip(hs, rs, ts)
+    }
+    assert held and not any((h.head, h.relation, h.tail) in seen for h in held)
+    assert sum(c["seen_in_training"] for c in counts.values()) > 0  # Base's triples: referenced in training
+    assert len({(h.head, h.relation, h.tail) for h in held}) == len(held)  # each distinct triple once
+    few, _ = held_out_triples(samples, seed=0, per_relation=1)
+    assert len(few) == sum(1 for c in counts.values() if c["val_triples"])
+
+
+def test_same_seed_same_numbers(trained, result, tmp_path):
+    again = evaluate(EVAL, SAMPLES, SPLIT, eval_paths(trained["root"], tmp_path), progress=False)
+    assert again == result[0]
+
+
+def _copy(trained, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(trained["root"], root)
+    return root
+
+
+def test_leakage_guard_fails_on_a_training_file_in_validation(trained, tmp_path):
+    root = _copy(trained, tmp_path)
+    val = pq.read_table(root / "samples/val.parquet")
+    a_train_file = pq.read_table(root / "samples/train.parquet")["file"][0].as_py()
+    files = pc.if_else(pc.equal(pa.array(range(val.num_rows)), 0), a_train_file, val["file"])
+    pq.write_table(val.set_column(0, "file", files), root / "samples/val.parquet")
+    with pytest.raises(GraphmerError, match="leakage guard: validation windows come from 1 file"):
+        evaluate(EVAL, SAMPLES, SPLIT, eval_paths(root, tmp_path), progress=False)
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_leakage_guard_fails_on_shared_content(trained, tmp_path):
+    root = _copy(trained, tmp_path)
+    files = pq.read_table(root / "kg/files.parquet").to_pydict()
+    val_file = pq.read_table(root / "samples/val.parquet")["file"][0].as_py()
+    train_file = pq.read_table(root / "samples/train.parquet")["file"][0].as_py()
+    sha = dict(zip(files["path"], files["sha256"]))
+    # the validation file's content hash as a training file's: e.g. a vendored copy under another name
+    files["sha256"] = [
+        sha[val_file] if p == train_file else h for p, h in zip(files["path"], files["sha256"])
+    ]
+    pq.write_table(pa.table(files), root / "kg/files.parquet")
+    with pytest.raises(GraphmerError, match="leakage guard"):
+        evaluate(EVAL, SAMPLES, SPLIT, eval_paths(root, tmp_path), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (lambda root: (root / "models/graphmer.safetensors").unlink(), "not found: train a model first"),
+        (
+            lambda root: (root / "models/graphmer.safetensors").write_bytes(b"junk"),
+            "not a readable safetensors",
+        ),
+        (
+            lambda root: (root / "models/config.json").write_text(
+                (root / "models/config.json").read_text().replace('"vocab_size": ', '"vocab_size": 1')
+            ),
+            "belong to different runs",
+        ),
+        (
+            lambda root: (root / "models/config.json").write_text(
+                (root / "models/config.json").read_text().replace('"roots": 16', '"roots": 32')
+            ),
+            "does not match",
+        ),
+    ],
+    ids=["missing", "corrupt", "tokenizer", "shape"],
+)
+def test_a_broken_model_is_one_clear_error(trained, tmp_path, break_it, message):
+    root = _copy(trained, tmp_path)
+    break_it(root)
+    with pytest.raises(GraphmerError, match=message):
+        evaluate(EVAL, SAMPLES, SPLIT, eval_paths(root, tmp_path), progress=False)
