@@ -2,6 +2,7 @@
 
 graphmer fetch [--params params.yaml] [--out data/raw]
 graphmer extract PATH... --out DIR [--workers N]
+graphmer predict FILE --entity NAME --relation REL [--top-k 10]
 """
 
 from __future__ import annotations
@@ -41,6 +42,26 @@ def _extract(args: argparse.Namespace) -> None:
     )
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from graphmer.complete import predict
+
+    head, preds = predict(
+        args.file, args.entity, args.relation, args.top_k, args.model_dir, args.tokenizer, args.candidates
+    )
+    if args.json:
+        import json
+
+        print(
+            json.dumps(
+                {"head": head, "relation": args.relation, "tails": [p.__dict__ for p in preds]}, indent=2
+            )
+        )
+        return
+    print(f"{head} --{args.relation}--> ?")
+    for rank, p in enumerate(preds, 1):
+        print(f"{rank:>3}  {p.score:9.3f}  {p.name}  ({p.source})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphmer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +85,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     p.add_argument("--max-file-bytes", type=int, default=1_000_000, help="skip larger files (default 1 MB)")
     p.set_defaults(run=_extract)
+
+    from graphmer.relations import RELATION_NAMES
+
+    p = sub.add_parser(
+        "predict",
+        help="rank the tails of a relation for an entity of a source file",
+        description="Complete (ENTITY, RELATION, ?) for a Python, Java or JavaScript file, seen in the "
+        "corpus or not: the trained model reads the code around ENTITY's definition and ranks every tail "
+        "of RELATION in the training graph plus every identifier of the file by the summed log-probability "
+        "of its tokens in ENTITY's masked leaf group. Scores are log-probabilities (higher is better).",
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="a .py, .java or .js file")
+    p.add_argument("--entity", required=True, help="a name the file defines (function, class, method, ...)")
+    p.add_argument("--relation", required=True, metavar="REL", help=f"one of: {', '.join(RELATION_NAMES)}")
+    p.add_argument("--top-k", type=int, default=10, help="how many tails to print (default 10)")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path("models"),
+        help="folder with graphmer.safetensors and config.json (default: models)",
+    )
+    p.add_argument(
+        "--tokenizer", type=Path, default=Path("models/tokenizer.json"), help="default: models/tokenizer.json"
+    )
+    p.add_argument(
+        "--candidates",
+        type=Path,
+        default=Path("data/samples/candidates.parquet"),
+        help="tails per relation (default: data/samples/candidates.parquet)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=_predict)
     return parser
 
 
