@@ -17,7 +17,8 @@ def main() -> None:
     m = evaluate(load_section("evaluate"), load_section("samples"), load_section("split"))
     tp = m["tail_prediction"]["overall"]
     print(
-        f"evaluate: MLM acc {m['masked']['mlm']['acc']:.3f}; tail MRR model {tp['model'].get('mrr', 0):.3f}, "
+        f"evaluate: MLM acc {m['masked']['mlm'].get('acc', 0):.3f}; "
+        f"tail MRR model {tp['model'].get('mrr', 0):.3f}, "
         f"code only {tp['code_only'].get('mrr', 0):.3f}, frequency {tp['frequency'].get('mrr', 0):.3f} "
         f"({tp['model']['triples']} held-out triples)"
     )

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import ROOT, git
 
-STAGES = ["fetch", "extract", "tokenizer", "samples", "train"]
+STAGES = ["fetch", "extract", "tokenizer", "samples", "train", "evaluate"]
 
 
 def dvc(cwd: Path, *args: str) -> str:
@@ -66,6 +66,7 @@ def project(tmp_path_factory) -> Path:
         checkpoint_every=1,
         monitor_system=False,
     )
+    params["evaluate"].update(windows=0, triples_per_relation=0, batch_size=4)
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     git(proj, "init", "-q")
     git(proj, "config", "user.name", "t")
@@ -94,6 +95,11 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
     assert json.loads((project / "metrics/train.json").read_text())["step"] == 2
     assert (project / "models/graphmer.safetensors").exists()
     assert (project / "dvclive/plots/metrics/train/loss.tsv").exists()
+    evaluation = json.loads((project / "metrics/eval.json").read_text())
+    assert evaluation["leakage"]["shared_content"] == 0
+    assert set(evaluation["tail_prediction"]["overall"]) == {"model", "code_only", "frequency"}
+    shown = json.loads(dvc(project, "metrics", "show", "--json"))
+    assert "metrics/eval.json" in json.dumps(shown)
     assert "up to date" in dvc(project, "repro")
     assert "up to date" in dvc(project, "status")
 
