@@ -63,7 +63,7 @@ def test_batched_scores_equal_each_candidate_scored_alone(setup):
         n = int(cands.lengths[i])
         (v,) = masked_variants(q.item, q.anchor, q.relation, q.head_end, [n], R, L)
         (lp,) = leaf_logprobs(model, [v], [q.anchor], [n])
-        alone = sum(float(lp[k, cands.ids[i, k]]) for k in range(n))
+        alone = sum(float(lp[k, cands.ids[i, k]]) for k in range(n)) + float(cands.log_length_prior[n])
         assert float(batched[i]) == pytest.approx(alone, abs=1e-4)
 
 
@@ -83,10 +83,17 @@ def test_scores_do_not_depend_on_the_true_tail(setup):
 def test_score_gathers_the_right_rows():
     lp = {1: torch.log_softmax(torch.randn(1, 10), -1), 2: torch.log_softmax(torch.randn(2, 10), -1)}
     cands = Candidates.from_lists([[3], [4, 5], [1, 2, 3]], ["a", "b", "c"], [0, 0, 0], 3)
-    s = score_candidates(lp, cands)
+    s = score_candidates(lp, cands) - cands.log_length_prior[cands.lengths]
     assert float(s[0]) == pytest.approx(float(lp[1][0, 3]))
     assert float(s[1]) == pytest.approx(float(lp[2][0, 4] + lp[2][1, 5]))
     assert s[2] == float("-inf")  # no length-3 variant: never ranked above a scored candidate
+
+
+def test_the_length_prior_is_the_training_graph_length_distribution():
+    cands = Candidates.from_lists([[1], [2], [3, 4]], ["a", "b", "c"], [5, 3, 0], 3)
+    p = cands.log_length_prior.exp()
+    # add-one over lengths 1..3 of counts 8 (length 1), 0 (length 2), 0 (length 3)
+    assert p[1:].tolist() == pytest.approx([9 / 11, 1 / 11, 1 / 11]) and p[0] == 0
 
 
 def test_ranks_are_expected_values_over_ties():

@@ -7,7 +7,10 @@ group as it is, or emptied for the code-only baseline). One batched forward pass
 those length variants gives log p(token) at every masked slot, and a candidate of
 length l scores the sum of its tokens' log-probabilities in the length-l variant: the
 candidates are gathered from those few rows, never run one by one, and no variant
-reveals how long the true tail is.
+reveals how long the true tail is. A variant tells the model that l tokens are
+missing (in training a masked group always held its tail's length), so those token
+probabilities are conditional on l; adding log p(l | r), the length distribution of
+r's tails in the training graph, makes each score the log-probability of the whole tail.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class Candidates:
     lengths: torch.Tensor  # (C,)
     names: list[str]
     train_count: np.ndarray  # (C,) triples with this tail in the training graph
+    log_length_prior: torch.Tensor  # (L+1,) log p(length) over the training graph's triples, add-one
 
     @classmethod
     def of(cls, table: pa.Table, relation: int, leaves: int) -> Candidates:
@@ -99,7 +103,11 @@ class Candidates:
         for i, x in enumerate(ids):
             padded[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
         lengths = torch.as_tensor([len(x) for x in ids], dtype=torch.long)
-        return cls(padded, lengths, list(names), np.asarray(counts, dtype=np.int64))
+        counts = np.asarray(counts, dtype=np.int64)
+        mass = np.bincount(lengths.numpy(), weights=counts, minlength=leaves + 1)[1:] + 1.0
+        prior = torch.full((leaves + 1,), float("-inf"))
+        prior[1:] = torch.from_numpy(np.log(mass / mass.sum())).float()
+        return cls(padded, lengths, list(names), counts, prior)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -164,12 +172,14 @@ def leaf_logprobs(
 
 
 def score_candidates(logp: dict[int, torch.Tensor], cands: Candidates) -> torch.Tensor:
-    """(C,) summed token log-probabilities; logp[l] holds the (l, vocab) rows of the length-l variant."""
+    """(C,) log p(length) + summed token log-probabilities; logp[l] holds the (l, vocab) rows of
+    the length-l variant."""
     scores = torch.full((len(cands),), float("-inf"))
     for length, lp in logp.items():
         sel = torch.nonzero(cands.lengths == length)[:, 0]
         if len(sel):
-            scores[sel] = lp[torch.arange(length)[None, :], cands.ids[sel, :length]].sum(1)
+            tokens = lp[torch.arange(length)[None, :], cands.ids[sel, :length]].sum(1)
+            scores[sel] = tokens + cands.log_length_prior[length]
     return scores
 
 
