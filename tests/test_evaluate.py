@@ -11,7 +11,7 @@ import pytest
 
 from graphmer import GraphmerError
 from graphmer.config import SplitConfig
-from graphmer.evaluate import SYSTEMS, evaluate, held_out_triples
+from graphmer.evaluate import SYSTEMS, evaluate, held_out_triples, paired_gain
 from graphmer.relations import RELATION_NAMES
 from tests.trained import EVAL, SAMPLES, build_trained, eval_paths
 
@@ -47,12 +47,29 @@ def test_metrics_hold_every_number_and_no_nan(result):
     tp = m["tail_prediction"]
     assert set(tp["per_relation"]) == set(RELATION_NAMES)
     for part in ("overall", "copyable", "non_copyable"):
-        assert set(tp[part]) == set(SYSTEMS)
+        assert set(tp[part]) == {*SYSTEMS, "gain"}
     assert tp["overall"]["model"]["triples"] == tp["val_triples"] > 0  # triples_per_relation=0: all
     for s in SYSTEMS:
         for k in ("mrr", "hits1", "hits3", "hits10"):
             assert 0 <= tp["overall"][s][k] <= 1
         assert tp["overall"][s]["hits1"] <= tp["overall"][s]["hits3"] <= tp["overall"][s]["hits10"]
+
+
+def test_gains_are_paired_differences_with_an_interval_around_them(result):
+    tp = result[0]["tail_prediction"]
+    for s in ("frequency", "code_only"):
+        g = tp["overall"]["gain"][f"model_vs_{s}"]
+        assert g["mrr_diff"] == pytest.approx(tp["overall"]["model"]["mrr"] - tp["overall"][s]["mrr"])
+        assert g["ci95_low"] <= g["mrr_diff"] <= g["ci95_high"]
+
+
+def test_paired_gain_interval_excludes_zero_only_for_a_consistent_difference():
+    better = [{"rr": 1.0}] * 50
+    worse = [{"rr": 0.5}] * 50
+    g = paired_gain(better, worse, seed=0)
+    assert g == {"mrr_diff": 0.5, "ci95_low": 0.5, "ci95_high": 0.5}
+    mixed = paired_gain([{"rr": x} for x in [1.0, 0.0] * 25], [{"rr": 0.5}] * 50, seed=0)
+    assert mixed["ci95_low"] < 0 < mixed["ci95_high"]
 
 
 def test_a_relation_without_validation_triples_says_so(result):

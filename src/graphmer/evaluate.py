@@ -282,7 +282,7 @@ def tail_prediction(
             for s in SYSTEMS:
                 m = rank_metrics(system_scores[s], target, exclude)
                 results[s].append(m | {"relation": h.relation, "copyable": h.copyable})
-    return summarize(results, counts, {RELATION_NAMES[r]: len(c) for r, c in cands.items()})
+    return summarize(results, counts, {RELATION_NAMES[r]: len(c) for r, c in cands.items()}, cfg.seed)
 
 
 def _means(rows: list[dict]) -> dict:
@@ -294,14 +294,30 @@ def _means(rows: list[dict]) -> dict:
     }
 
 
-def summarize(results: dict[str, list[dict]], counts: dict, candidates: dict) -> dict:
+def paired_gain(a: list[dict], b: list[dict], seed: int, resamples: int = 1000) -> dict:
+    """MRR of system a minus system b on the same questions, with a 95% paired-bootstrap interval
+    (questions resampled with replacement, percentile interval)."""
+    d = np.asarray([x["rr"] - y["rr"] for x, y in zip(a, b)])
+    if len(d) == 0:
+        return {}
+    means = d[np.random.default_rng(seed).integers(len(d), size=(resamples, len(d)))].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mrr_diff": float(d.mean()), "ci95_low": float(low), "ci95_high": float(high)}
+
+
+def _gains(rows: dict[str, list[dict]], seed: int) -> dict:
+    return {f"model_vs_{s}": paired_gain(rows["model"], rows[s], seed) for s in SYSTEMS if s != "model"}
+
+
+def summarize(results: dict[str, list[dict]], counts: dict, candidates: dict, seed: int = 0) -> dict:
     out: dict = {}
     for part, keep in (
         ("overall", lambda m: True),
         ("copyable", lambda m: m["copyable"]),
         ("non_copyable", lambda m: not m["copyable"]),
     ):
-        out[part] = {s: _means([m for m in results[s] if keep(m)]) for s in SYSTEMS}
+        rows = {s: [m for m in results[s] if keep(m)] for s in SYSTEMS}
+        out[part] = {s: _means(rows[s]) for s in SYSTEMS} | {"gain": _gains(rows, seed)}
     per = {}
     for r, name in enumerate(RELATION_NAMES):
         entry = {**counts[name], "candidates": candidates[name]}
@@ -312,6 +328,7 @@ def summarize(results: dict[str, list[dict]], counts: dict, candidates: dict) ->
             entry["evaluated"] = len(rows["model"])
             entry["copyable_share"] = float(np.mean([m["copyable"] for m in rows["model"]]))
             entry |= {s: _means(rows[s]) for s in SYSTEMS}
+            entry["gain"] = _gains(rows, seed)
             entry["non_copyable"] = {s: _means([m for m in rows[s] if not m["copyable"]]) for s in SYSTEMS}
         per[name] = entry
     out["per_relation"] = per
@@ -369,6 +386,9 @@ def relation_rows(metrics: dict) -> list[dict]:
         for s in SYSTEMS:
             for k in RANK_KEYS:
                 row[f"{s}_{k}"] = e.get(s, {}).get(k)
+        gain = e.get("gain", {}).get("model_vs_frequency", {})
+        for k in ("mrr_diff", "ci95_low", "ci95_high"):
+            row[f"model_vs_frequency_{k}"] = gain.get(k)
         row["mnm_token_acc"] = mnm.get("token_acc")
         row["mnm_exact_match"] = mnm.get("exact_match")
         rows.append(row)
@@ -379,6 +399,13 @@ def _fmt(v) -> str:
     if v is None:
         return "–"
     return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _gain(g: dict) -> str:
+    """A paired MRR difference with its 95% interval, e.g. +0.031 [-0.004, +0.066]."""
+    if g.get("mrr_diff") is None:
+        return "–"
+    return f"{g['mrr_diff']:+.3f} [{g['ci95_low']:+.3f}, {g['ci95_high']:+.3f}]"
 
 
 def write_outputs(metrics: dict, paths: EvalPaths) -> None:
@@ -401,11 +428,14 @@ def write_outputs(metrics: dict, paths: EvalPaths) -> None:
         "code_only_hits10",
         "frequency_mrr",
         "frequency_hits10",
+        "model_vs_frequency_mrr",
         "mnm_token_acc",
         "mnm_exact_match",
     ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    for r in rows:
+        gain = {k: r[f"model_vs_frequency_{k}"] for k in ("mrr_diff", "ci95_low", "ci95_high")}
+        lines.append("| " + " | ".join(_gain(gain) if c == cols[-3] else _fmt(r[c]) for c in cols) + " |")
     tp = metrics["tail_prediction"]
     for part in ("overall", "copyable", "non_copyable"):
         cells = [
@@ -420,6 +450,7 @@ def write_outputs(metrics: dict, paths: EvalPaths) -> None:
             ("frequency", ("mrr", "hits10")),
         ):
             cells += [_fmt(tp[part][s].get(k)) for k in ks]
+        cells.append(_gain(tp[part]["gain"]["model_vs_frequency"]))
         lines.append("| " + " | ".join(cells + ["", ""]) + " |")
     atomic.write_text(paths.table.with_suffix(".md"), "\n".join(lines) + "\n")
     paths.plot.mkdir(parents=True, exist_ok=True)
