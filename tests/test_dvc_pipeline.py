@@ -97,7 +97,7 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
     assert (project / "dvclive/plots/metrics/train/loss.tsv").exists()
     evaluation = json.loads((project / "metrics/eval.json").read_text())
     assert evaluation["leakage"]["shared_content"] == 0
-    assert set(evaluation["tail_prediction"]["overall"]) == {"model", "code_only", "frequency"}
+    assert set(evaluation["tail_prediction"]["overall"]) == {"model", "code_only", "frequency", "gain"}
     shown = json.loads(dvc(project, "metrics", "show", "--json"))
     assert "metrics/eval.json" in json.dumps(shown)
     assert "up to date" in dvc(project, "repro")
