@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import torch
 
 from graphmer import GraphmerError
-from graphmer.data import IGNORE, collate, compact
+from graphmer.data import IGNORE, bare_window, collate, compact
 from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig
 from graphmer.tokenizer import MASK, PAD
 from graphmer.tokenizer import load as load_tokenizer
@@ -132,16 +132,11 @@ def masked_variants(
     """Copies of an unmasked window whose group at `anchor` holds l [MASK]s of `relation`,
     one per l in `lengths`; `graph=False` empties every other leaf group (code only)."""
     R, L = roots, leaves
+    if not graph:
+        item = bare_window(item["input_ids"][: int(item["attention_mask"][:R].sum())], R, L)
     out = []
     for length in lengths:
         v = {k: x.copy() for k, x in item.items()}
-        if not graph:
-            v["input_ids"][R:] = PAD
-            v["attention_mask"][R:] = False
-            v["leaf_relation"][:] = -1
-            v["head_end"] = np.arange(1, R + 1, dtype=np.int64)
-            v["leaf_tail"][:] = -1
-            v["leaf_copyable"][:] = False
         group = slice(R + anchor * L, R + (anchor + 1) * L)
         v["input_ids"][group] = PAD
         v["attention_mask"][group] = False
@@ -228,7 +223,7 @@ def rank_metrics(scores: torch.Tensor, target: int, exclude: torch.Tensor | None
     s, t = scores[keep].double(), scores[target].double()
     above, ties = int((s > t).sum()), int((s == t).sum())
     positions = torch.arange(above + 1, above + ties + 2, dtype=torch.float64)  # equally likely ranks
-    out = {"rr": float((1.0 / positions).mean()), "rank": float(positions.mean())}
+    out = {"rr": float((1.0 / positions).mean())}
     for k in (1, 3, 10):
         out[f"hits{k}"] = min(max((k - above) / (ties + 1), 0.0), 1.0)
     return out
@@ -266,20 +261,8 @@ def find_head(path: Path, data: bytes, entity: str) -> tuple[tuple[int, int], st
 
 def code_window(ids: list[int], first: int, roots: int, leaves: int) -> tuple[dict[str, np.ndarray], int]:
     """An unmasked window of R roots around token `first` (a quarter of it before), no leaves."""
-    R, L = roots, leaves
-    start = max(0, min(first - R // 4, len(ids) - R))
-    window = ids[start : start + R]
-    item = {
-        "input_ids": np.full(R + R * L, PAD, np.int64),
-        "attention_mask": np.zeros(R + R * L, bool),
-        "leaf_relation": np.full(R, -1, np.int64),
-        "head_end": np.arange(1, R + 1, dtype=np.int64),
-        "leaf_tail": np.full(R, -1, np.int64),
-        "leaf_copyable": np.zeros(R, bool),
-    }
-    item["input_ids"][: len(window)] = window
-    item["attention_mask"][: len(window)] = True
-    return item, start
+    start = max(0, min(first - roots // 4, len(ids) - roots))
+    return bare_window(np.asarray(ids[start : start + roots], np.int64), roots, leaves), start
 
 
 def predict(

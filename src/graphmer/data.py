@@ -62,6 +62,22 @@ def word_starts(vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     return begins, ends
 
 
+def bare_window(roots: np.ndarray, R: int, L: int) -> dict[str, np.ndarray]:
+    """An unmasked item holding `roots` (<= R code tokens, padded) with every leaf group empty."""
+    ids = np.full(R + R * L, PAD, np.int64)
+    ids[: len(roots)] = roots
+    attn = np.zeros(R + R * L, bool)
+    attn[: len(roots)] = True
+    return {
+        "input_ids": ids,
+        "attention_mask": attn,
+        "leaf_relation": np.full(R, -1, np.int64),
+        "head_end": np.arange(1, R + 1, dtype=np.int64),  # group i's head: root i alone
+        "leaf_tail": np.full(R, -1, np.int64),
+        "leaf_copyable": np.zeros(R, bool),
+    }
+
+
 class LeafyChains(torch.utils.data.Dataset):
     """Windows of one split (samples/<split>.parquet) with tails (samples/tails.parquet)."""
 
@@ -126,15 +142,9 @@ class LeafyChains(torch.utils.data.Dataset):
         repeats its tail text: evaluation masks that group and asks for the tail.
         """
         R, L = self.R, self.L
-        ids = np.full(R + R * L, PAD, np.int64)
-        roots = self.roots_ids[index]
-        ids[: len(roots)] = roots
-        attn = np.zeros(R + R * L, bool)
-        attn[: len(roots)] = True
-        rel = np.full(R, -1, np.int64)
-        head_end = np.arange(1, R + 1, dtype=np.int64)
-        tail = np.full(R, -1, np.int64)
-        copyable = np.zeros(R, bool)
+        item = bare_window(self.roots_ids[index], R, L)
+        ids, attn, rel = item["input_ids"], item["attention_mask"], item["leaf_relation"]
+        head_end, tail, copyable = item["head_end"], item["leaf_tail"], item["leaf_copyable"]
         anchor, end, relation, tails, copy = self.cands[index]
         used: set[bytes] = set()
 
@@ -156,14 +166,7 @@ class LeafyChains(torch.utils.data.Dataset):
                 continue
             w = self.rel_weight[relation[rows]]
             put(rows[rng.choice(len(rows), p=w / w.sum())])
-        return {
-            "input_ids": ids,
-            "attention_mask": attn,
-            "leaf_relation": rel,
-            "head_end": head_end,
-            "leaf_tail": tail,
-            "leaf_copyable": copyable,
-        }
+        return item
 
     def _replace(self, rng, ids, labels, pos: np.ndarray) -> None:
         """80% [MASK], 10% a random ordinary token, 10% unchanged; the label is the original."""
