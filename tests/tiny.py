@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from graphmer.chains import Layout, build_samples
 from graphmer.extract.pipeline import extract_kg
 from graphmer.model import ModelConfig
@@ -29,6 +32,29 @@ def check{i}(value: int) -> int:
 '''
 
 
+HELD_OUT = {"p/pkg/m7.py": "dev", "p/pkg/m8.py": "test", "p/pkg/m9.py": "test"}  # the rest: train
+
+
+def write_split(kg_dir: Path, out: Path, held_out: dict[str, str]) -> Path:
+    """A split.parquet (as the `split` stage writes it) sending the named files to dev or test and
+    every other extracted file to train."""
+    files = pq.read_table(kg_dir / "files.parquet", columns=["path", "source", "skipped"]).to_pydict()
+    kept = [(p, s) for p, s, skip in zip(files["path"], files["source"], files["skipped"]) if not skip]
+    paths = [p for p, _ in kept]
+    pq.write_table(
+        pa.table(
+            {
+                "path": paths,
+                "source": [s for _, s in kept],
+                "split": [held_out.get(p, "train") for p in paths],
+                "group": paths,
+            }
+        ),
+        out,
+    )
+    return out
+
+
 def build_tiny(root: Path, files: int = 10) -> dict:
     texts = {f"p/pkg/m{i}.py": LIB.format(i=i) for i in range(files)}
     texts["p/pkg/base.py"] = "class Base:\n    items = {}\n\n    def put(self, key, value):\n        pass\n"
@@ -37,8 +63,9 @@ def build_tiny(root: Path, files: int = 10) -> dict:
     extract_kg({"p": raw / "p"}, root / "kg", progress=False)
     tok = train_tokenizer(list(texts.values()), vocab_size=320)
     save(tok, root / "tokenizer.json")
+    split = write_split(root / "kg", root / "split.parquet", HELD_OUT)
     build_samples(
-        raw, root / "kg", root / "tokenizer.json", root / "samples", Layout(R, L, R), 0.3, 0, progress=False
+        raw, root / "kg", root / "tokenizer.json", split, root / "samples", Layout(R, L, R), progress=False
     )
     return {"root": root, "vocab": tok.get_vocab(), "vocab_size": tok.get_vocab_size()}
 

@@ -133,16 +133,36 @@ class ExtractConfig:
 
 @dataclass
 class SplitConfig:
-    """`split`: the train/validation split by file (read by tokenizer, samples and evaluate)."""
+    """`split`: train / dev / test by file (near-duplicates kept together) or by whole source."""
 
-    val_fraction: float = 0.2
-    """Share of (de-duplicated) files held out for validation."""
+    by: str = "file"
+    """file: each file (group of near-duplicates) by a content hash; source: whole projects held out."""
+    dev_fraction: float = 0.1
+    """by=file: share of (de-duplicated) files in dev, where every choice is tuned."""
+    test_fraction: float = 0.1
+    """by=file: share of files in test, where the reported numbers come from."""
+    dev_sources: list[str] = field(default_factory=list)
+    """by=source: sources (corpus.sources names) held out for dev."""
+    test_sources: list[str] = field(default_factory=list)
+    """by=source: sources held out for test."""
+    near_duplicate_share: float = 0.5
+    """A file sharing at least this share of its distinctive lines with another goes with it."""
     seed: int = 0
     """Salt of the content hash that assigns files; change it for another split."""
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError("split.val_fraction must be between 0 and 1")
+        for key in ("dev_fraction", "test_fraction", "near_duplicate_share"):
+            if not 0.0 < getattr(self, key) < 1.0:
+                raise ConfigError(f"split.{key} must be between 0 and 1")
+        if self.dev_fraction + self.test_fraction >= 1.0:
+            raise ConfigError("split.dev_fraction + split.test_fraction must leave files for training")
+        if self.by not in ("file", "source"):
+            raise ConfigError(f"split.by must be file or source, got {self.by!r}")
+        if self.by == "source" and not self.test_sources:
+            raise ConfigError("split.by=source needs split.test_sources (the projects held out)")
+        both = sorted(set(self.dev_sources) & set(self.test_sources))
+        if both:
+            raise ConfigError(f"split: source {both[0]!r} is in both dev_sources and test_sources")
 
 
 @dataclass
@@ -212,6 +232,8 @@ class ModelSection:
     """Attention decay by shortest-path distance in the leafy chain."""
     relation_bias: bool = True
     """Learned per-relation, per-head bias on root<->leaf edges."""
+    copy: bool = True
+    """Copy path: leaf prediction may point at the window's roots (pointer-generator)."""
 
     def __post_init__(self) -> None:
         from graphmer.model import PRESETS
@@ -231,6 +253,7 @@ class ModelSection:
             "hgat": self.hgat,
             "decay_mask": self.decay_mask,
             "relation_bias": self.relation_bias,
+            "copy": self.copy,
         }
 
 
@@ -256,6 +279,8 @@ class TrainConfig:
     """Steps after warm-up over which mu ramps linearly from 0 to mnm_weight (curriculum)."""
     constraint_weight: float = 0.1
     """Weight of the graph-structure InfoNCE regularizer (0 switches it off)."""
+    anchored_only: bool = True
+    """Train on the windows that carry at least one triple (a quarter carry none: MLM alone)."""
     precision: str = "auto"
     """auto | fp32 | bf16 | fp16; auto: bf16 on CUDA cards that have it, fp16 on older ones, fp32 on CPU."""
     checkpoint_every: int = 250
@@ -287,8 +312,10 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    """`evaluate`: held-out metrics on the validation files (DESIGN §7)."""
+    """`evaluate`: held-out metrics on the dev or test files."""
 
+    split: str = "test"
+    """Held-out files asked: dev (every tuning choice) or test (the reported numbers)."""
     seed: int = 0
     """Fixes masks, injections and the triple sample: runs compare on the same questions."""
     windows: int = 2048
@@ -297,6 +324,8 @@ class EvaluateConfig:
     """Held-out triples ranked per relation (a seeded sample of those unseen in training; 0: all)."""
     batch_size: int = 32
     """Windows per forward pass."""
+    code_only: bool = False
+    """Also rank with every other leaf group emptied (what the graph input adds; doubles the cost)."""
 
     def __post_init__(self) -> None:
         for key in ("windows", "triples_per_relation"):
@@ -304,6 +333,8 @@ class EvaluateConfig:
                 raise ConfigError(f"evaluate.{key} must be >= 0")
         if self.batch_size <= 0:
             raise ConfigError("evaluate.batch_size must be > 0")
+        if self.split not in ("dev", "test"):
+            raise ConfigError(f"evaluate.split must be dev or test, got {self.split!r}")
 
 
 # --------------------------------------------------------------------------- building
