@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stages call `python stages/...`: make it the project's interpreter.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test lint bench clean-venv
+.PHONY: setup repro test lint bench readme clean-venv
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,9 @@ repro: setup
 
 test: setup
 	pytest -q
+
+readme: setup
+	python scripts/readme_tables.py
 
 lint: setup
 	ruff check .

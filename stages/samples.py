@@ -1,8 +1,9 @@
-"""Stage `samples`: leafy-chain windows of the corpus (params.yaml:samples, split).
+"""Stage `samples`: leafy-chain windows of the corpus (params.yaml:samples).
 
     dvc repro samples          # or, outside DVC: python stages/samples.py
 
-Writes data/samples/{train,val,tails,candidates}.parquet and metrics/samples.json.
+Reads the split of data/split.parquet. Writes data/samples/{train,dev,test,tails,candidates}.parquet
+and metrics/samples.json.
 """
 
 from graphmer import guarded
@@ -11,20 +12,19 @@ from graphmer.config import load_section
 
 
 def main() -> None:
-    cfg, split = load_section("samples"), load_section("split")
+    cfg = load_section("samples")
     m = build_samples(
         "data/raw",
         "data/kg",
         "models/tokenizer.json",
+        "data/split.parquet",
         "data/samples",
         Layout(cfg.roots, cfg.leaves, cfg.stride),
-        split.val_fraction,
-        split.seed,
         "metrics/samples.json",
     )
     print(
-        f"samples: {m['train']['windows']} train / {m['val']['windows']} val windows, "
-        f"{m['train']['anchored_heads_per_window']} anchored heads per window"
+        f"samples: {m['train']['windows']} train / {m['dev']['windows']} dev / {m['test']['windows']} test "
+        f"windows, {m['train']['anchored_heads_per_window']} anchored heads per train window"
     )
 
 

@@ -1,9 +1,9 @@
-"""Stage `tokenizer`: byte-level BPE on the training-split files (params.yaml:tokenizer, split).
+"""Stage `tokenizer`: byte-level BPE on the training-split files (params.yaml:tokenizer).
 
     dvc repro tokenizer        # or, outside DVC: python stages/tokenizer.py
 
-Writes models/tokenizer.json (loads in transformers.PreTrainedTokenizerFast) and
-metrics/tokenizer.json.
+Reads the split of data/split.parquet. Writes models/tokenizer.json (loads in
+transformers.PreTrainedTokenizerFast) and metrics/tokenizer.json.
 """
 
 from graphmer import guarded, tokenizer
@@ -11,20 +11,18 @@ from graphmer.config import load_section
 
 
 def main() -> None:
-    tok, split = load_section("tokenizer"), load_section("split")
+    tok = load_section("tokenizer")
     m = tokenizer.build(
         "data/raw",
-        "data/kg/files.parquet",
+        "data/split.parquet",
         "models/tokenizer.json",
         tok.vocab_size,
         tok.min_frequency,
-        split.val_fraction,
-        split.seed,
         "metrics/tokenizer.json",
     )
     print(
-        f"tokenizer: {m['vocab_size']} tokens; val {m['val']['tokens_per_line']} tokens/line, "
-        f"{m['val']['identifier_single_token_share']:.1%} of identifiers one token"
+        f"tokenizer: {m['vocab_size']} tokens; dev {m['dev']['tokens_per_line']} tokens/line, "
+        f"{m['dev']['identifier_single_token_share']:.1%} of identifiers one token"
     )
 
 

@@ -24,8 +24,8 @@ def main() -> None:
     m = train(model_cfg, cfg, samples)
     if m:
         print(
-            f"train: {m['step']} steps, loss {m['loss']:.3f}, val MLM acc {m.get('val/mlm_acc', 0):.3f}, "
-            f"val MNM acc {m.get('val/mnm_acc', 0):.3f}"
+            f"train: {m['step']} steps, loss {m['loss']:.3f}, dev MLM acc {m.get('dev/mlm_acc', 0):.3f}, "
+            f"dev MNM acc {m.get('dev/mnm_acc', 0):.3f}"
         )
 
 

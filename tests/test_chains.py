@@ -8,9 +8,17 @@ from graphmer import GraphmerError
 from graphmer.chains import TAIL_SCHEMA, WINDOW_SCHEMA, Layout, build_samples, window_starts
 from graphmer.extract.pipeline import extract_kg
 from graphmer.relations import Relation
-from graphmer.split import assign_splits
 from graphmer.tokenizer import save, train_tokenizer
 from tests.extract.helpers import write_tree
+from tests.tiny import write_split
+
+SPLITS = ("train", "dev", "test")
+HELD_OUT = {
+    "a/pkg/m1.py": "dev",
+    "a/pkg/m2.py": "test",
+    "a/pkg/m4.py": "test",
+    "b/copy_of_m0.py": "duplicate",
+}
 
 LIB = "def helper(x):\n    return x\n\n\nclass Box:\n    def put(self, item):\n        helper(item)\n"
 
@@ -31,12 +39,12 @@ def built(tmp_path_factory):
     tok = train_tokenizer([f for f in files.values()], vocab_size=300)
     save(tok, tmp / "tok.json")
     layout = Layout(roots=16, leaves=3, stride=16)
-    metrics = build_samples(
-        raw, tmp / "kg", tmp / "tok.json", tmp / "samples", layout, 0.3, 0, progress=False
-    )
-    tables = {s: pq.read_table(tmp / "samples" / f"{s}.parquet").to_pylist() for s in ("train", "val")}
+    split = write_split(tmp / "kg", tmp / "split.parquet", HELD_OUT)
+    metrics = build_samples(raw, tmp / "kg", tmp / "tok.json", split, tmp / "samples", layout, progress=False)
+    tables = {s: pq.read_table(tmp / "samples" / f"{s}.parquet").to_pylist() for s in SPLITS}
     tails = pq.read_table(tmp / "samples/tails.parquet").to_pylist()
-    splits = assign_splits(pq.read_table(tmp / "kg/files.parquet"), 0.3, 0)
+    files = pq.read_table(tmp / "kg/files.parquet").column("path").to_pylist()
+    splits = {p: HELD_OUT.get(p, "train") for p in files}
     return {
         "tok": tok,
         "metrics": metrics,
@@ -47,18 +55,34 @@ def built(tmp_path_factory):
     }
 
 
-def test_no_file_in_both_splits_and_duplicates_in_neither(built):
-    train = {r["file"] for r in built["tables"]["train"]}
-    val = {r["file"] for r in built["tables"]["val"]}
-    assert train and val and not (train & val)
-    dupes = {p for p, s in built["splits"].items() if s == "duplicate"}
-    assert len(dupes) == 1 and not (dupes & (train | val))
-    assert train | val == {p for p, s in built["splits"].items() if s in ("train", "val")}
+def test_no_file_in_two_splits_and_duplicates_in_none(built):
+    files = {s: {r["file"] for r in built["tables"][s]} for s in SPLITS}
+    assert all(files.values())
+    pairs = [("train", "dev"), ("train", "test"), ("dev", "test")]
+    assert not any(files[a] & files[b] for a, b in pairs)
+    every = files["train"] | files["dev"] | files["test"]
+    assert "b/copy_of_m0.py" not in every
+    assert every == {p for p, s in built["splits"].items() if s in SPLITS}
+
+
+def test_training_windows_carry_only_triples_of_training_files(built):
+    tails = built["tails"]
+    train_tails = {tails[t]["tail"] for r in built["tables"]["train"] for t in r["cand_tail"]}
+    assert all(all(r["cand_train"]) for r in built["tables"]["train"])
+    # m1 (dev) and m2 (test) define helper1 / helper2: their parameters are no training fact
+    assert "py:m3.helper3.x" in train_tails
+    assert not {"py:m1.helper1.x", "py:m2.helper2.x"} & train_tails
+    held = {
+        (tails[t]["tail"], c)
+        for r in built["tables"]["test"]
+        for t, c in zip(r["cand_tail"], r["cand_train"])
+    }
+    assert ("py:m2.helper2.x", False) in held
 
 
 def test_heads_anchor_at_their_mention_with_all_their_triples(built):
     tok, tails = built["tok"], built["tails"]
-    rows = [r for s in ("train", "val") for r in built["tables"][s] if r["file"] == "a/pkg/m3.py"]
+    rows = [r for s in SPLITS for r in built["tables"][s] if r["file"] == "a/pkg/m3.py"]
     first = rows[0]
     anchors = {}  # the head's tokens (anchor root .. end) -> its candidate triples
     for a, e, rel, t in zip(
@@ -72,7 +96,7 @@ def test_heads_anchor_at_their_mention_with_all_their_triples(built):
 
 
 def test_roots_are_the_file_tokens(built):
-    rows = [r for s in ("train", "val") for r in built["tables"][s] if r["file"] == "a/pkg/m5.py"]
+    rows = [r for s in SPLITS for r in built["tables"][s] if r["file"] == "a/pkg/m5.py"]
     ids = [t for r in rows for t in r["roots"][: (16 if r is not rows[-1] else None)]]
     text = LIB.replace("helper", "helper5") + "x = 1\n" * 5
     assert built["tok"].decode(rows[-1]["roots"]) in text
@@ -80,7 +104,7 @@ def test_roots_are_the_file_tokens(built):
 
 
 def test_short_file_gives_one_padded_window(built):
-    rows = [r for s in ("train", "val") for r in built["tables"][s] if r["file"] == "a/pkg/long_tail.py"]
+    rows = [r for s in SPLITS for r in built["tables"][s] if r["file"] == "a/pkg/long_tail.py"]
     assert len(rows) >= 1 and all(len(r["roots"]) <= 16 for r in rows)
 
 
@@ -92,7 +116,7 @@ def test_long_tails_are_truncated_and_counted(built):
 
 def test_metrics_count_windows_and_relations(built):
     m = built["metrics"]
-    for split in ("train", "val"):
+    for split in SPLITS:
         assert m[split]["windows"] == len(built["tables"][split])
         assert m[split]["candidate_triples"] == sum(len(r["cand_tail"]) for r in built["tables"][split])
         assert sum(m[split]["triples_per_relation"].values()) == m[split]["candidate_triples"]
@@ -103,9 +127,10 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
     raw = write_tree(tmp_path / "raw", {"s/a.py": ""})
     extract_kg({"s": raw / "s"}, tmp_path / "kg", progress=False)
     save(train_tokenizer(["x = 1\n"], vocab_size=300), tmp_path / "tok.json")
+    split = write_split(tmp_path / "kg", tmp_path / "split.parquet", {})
     with pytest.raises(GraphmerError, match="corpus is empty"):
         build_samples(
-            raw, tmp_path / "kg", tmp_path / "tok.json", tmp_path / "out", Layout(), 0.2, 0, progress=False
+            raw, tmp_path / "kg", tmp_path / "tok.json", split, tmp_path / "out", Layout(), progress=False
         )
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import ROOT, git
 
-STAGES = ["fetch", "extract", "tokenizer", "samples", "train", "evaluate"]
+STAGES = ["fetch", "extract", "split", "tokenizer", "samples", "train", "evaluate"]
 
 
 def dvc(cwd: Path, *args: str) -> str:
@@ -43,6 +43,13 @@ def project(tmp_path_factory) -> Path:
     (corpus / "web/a.js").write_text("function a() { b(); }\nfunction b() {}\n")
     (corpus / "src/org/x").mkdir(parents=True)
     (corpus / "src/org/x/A.java").write_text("package org.x;\nclass A { void f() { new A(); } }\n")
+    # two more projects, held out whole (split.by: source): one for dev, one for test
+    for name, cls in (("devproj", "Tool"), ("testproj", "Widget")):
+        (tmp / name).mkdir()
+        (tmp / name / "mod.py").write_text(
+            f"from pkg.core import Base\n\nclass {cls}(Base):\n    def run(self, x: int) -> int:\n"
+            f"        raise ValueError(x)\n"
+        )
 
     proj = tmp / "proj"
     proj.mkdir()
@@ -50,7 +57,12 @@ def project(tmp_path_factory) -> Path:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, proj / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["corpus"]["sources"] = [{"name": "tiny", "kind": "local", "path": str(corpus)}]
+    params["corpus"]["sources"] = [
+        {"name": "tiny", "kind": "local", "path": str(corpus)},
+        {"name": "devproj", "kind": "local", "path": str(tmp / "devproj")},
+        {"name": "testproj", "kind": "local", "path": str(tmp / "testproj")},
+    ]
+    params["split"].update(by="source", dev_sources=["devproj"], test_sources=["testproj"])
     params["extract"]["workers"] = 1
     params["tokenizer"]["vocab_size"] = 300
     params["samples"].update(roots=16, stride=16, leaves=3)
@@ -82,22 +94,28 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
     for stage in STAGES:
         assert f"Running stage '{stage}'" in out
     corpus = json.loads((project / "metrics/corpus.json").read_text())
-    assert corpus["by_language"]["python"]["files"] == 2  # __init__.py is empty: skipped
+    assert corpus["by_language"]["python"]["files"] == 4  # __init__.py is empty: skipped
     kg = json.loads((project / "metrics/kg.json").read_text())
-    assert kg["triples_by_relation"]["overrides"]["python"] == 1
+    assert kg["triples_by_relation"]["overrides"]["python"] == 3  # App, Tool, Widget: run
     triples = pd.read_parquet(project / "data/kg/triples.parquet")
     assert ("py:pkg.app.App.run", 6, "py:pkg.core.Base.run") in set(
         zip(triples["head"], triples["relation"], triples["tail"])
     )
     samples = json.loads((project / "metrics/samples.json").read_text())
-    assert samples["train"]["windows"] + samples["val"]["windows"] >= 5
+    assert min(samples[s]["windows"] for s in ("train", "dev", "test")) > 0
+    for split, source in (("dev", "devproj"), ("test", "testproj")):
+        files = set(pd.read_parquet(project / f"data/samples/{split}.parquet")["file"])
+        assert files == {f"{source}/mod.py"}
     assert json.loads((project / "metrics/tokenizer.json").read_text())["vocab_size"] <= 300
     assert json.loads((project / "metrics/train.json").read_text())["step"] == 2
     assert (project / "models/graphmer.safetensors").exists()
     assert (project / "dvclive/plots/metrics/train/loss.tsv").exists()
     evaluation = json.loads((project / "metrics/eval.json").read_text())
-    assert evaluation["leakage"]["shared_content"] == 0
-    assert set(evaluation["tail_prediction"]["overall"]) == {"model", "code_only", "frequency", "gain"}
+    assert evaluation["leakage"] == {"train_files": 4, "test_files": 1, "shared_content": 0}
+    tp = evaluation["tail_prediction"]
+    systems = {"model", "frequency", "copy", "name_lookup", "copy_name"}  # code_only: off by default
+    assert set(tp["overall"]) == systems | {"gain"}
+    assert tp["per_relation"]["inherits"]["evaluated"] == 1  # Widget -> Base, from the test project
     shown = json.loads(dvc(project, "metrics", "show", "--json"))
     assert "metrics/eval.json" in json.dumps(shown)
     assert "up to date" in dvc(project, "repro")

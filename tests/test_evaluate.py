@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import shutil
 
 import pyarrow as pa
@@ -10,12 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphmer import GraphmerError
-from graphmer.config import SplitConfig
 from graphmer.evaluate import SYSTEMS, evaluate, held_out_triples, paired_gain
 from graphmer.relations import RELATION_NAMES
 from tests.trained import EVAL, SAMPLES, build_trained, eval_paths
-
-SPLIT = SplitConfig(val_fraction=0.3, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +24,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def result(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
-    return evaluate(EVAL, SAMPLES, SPLIT, eval_paths(trained["root"], out), progress=False), out
+    return evaluate(EVAL, SAMPLES, eval_paths(trained["root"], out), progress=False), out
 
 
 def _numbers(x):
@@ -42,13 +40,16 @@ def test_metrics_hold_every_number_and_no_nan(result):
     saved = json.loads((out / "eval.json").read_text())
     assert saved == json.loads(json.dumps(m))
     assert all(math.isfinite(v) for v in _numbers(m))
-    assert m["leakage"]["shared_content"] == 0 and m["leakage"]["val_files"] > 0
+    assert m["leakage"]["shared_content"] == 0 and m["leakage"]["test_files"] == 2
     assert 0 <= m["masked"]["mlm"]["acc"] <= 1 and m["masked"]["mlm"]["tokens"] > 0
     tp = m["tail_prediction"]
     assert set(tp["per_relation"]) == set(RELATION_NAMES)
     for part in ("overall", "copyable", "non_copyable"):
         assert set(tp[part]) == {*SYSTEMS, "gain"}
-    assert tp["overall"]["model"]["triples"] == tp["val_triples"] > 0  # triples_per_relation=0: all
+    assert tp["overall"]["model"]["triples"] == tp["held_out_triples"] > 0  # triples_per_relation=0: all
+    assert tp["strongest_baseline"] in ("frequency", "copy", "name_lookup", "copy_name")
+    best = tp["overall"][tp["strongest_baseline"]]["mrr"]
+    assert all(tp["overall"][s]["mrr"] <= best for s in ("frequency", "copy", "name_lookup", "copy_name"))
     for s in SYSTEMS:
         for k in ("mrr", "hits1", "hits3", "hits10"):
             assert 0 <= tp["overall"][s][k] <= 1
@@ -57,7 +58,7 @@ def test_metrics_hold_every_number_and_no_nan(result):
 
 def test_gains_are_paired_differences_with_an_interval_around_them(result):
     tp = result[0]["tail_prediction"]
-    for s in ("frequency", "code_only"):
+    for s in ("frequency", "code_only", "copy", "name_lookup", "copy_name"):
         g = tp["overall"]["gain"][f"model_vs_{s}"]
         assert g["mrr_diff"] == pytest.approx(tp["overall"]["model"]["mrr"] - tp["overall"][s]["mrr"])
         assert g["ci95_low"] <= g["mrr_diff"] <= g["ci95_high"]
@@ -75,7 +76,7 @@ def test_paired_gain_interval_excludes_zero_only_for_a_consistent_difference():
 def test_a_relation_without_validation_triples_says_so(result):
     m, out = result
     tests = m["tail_prediction"]["per_relation"]["tests"]  # the tiny corpus has no tests
-    assert tests["val_triples"] == 0 and "no validation triples" in tests["note"]
+    assert tests["held_out_triples"] == 0 and "no held-out triples" in tests["note"]
     assert m["masked"]["mnm"]["per_relation"]["tests"]["tails"] == 0
     row = next(line for line in (out / "eval_relations.md").read_text().splitlines() if "| tests |" in line)
     assert "nan" not in row.lower() and "–" in row
@@ -96,7 +97,7 @@ def test_tables_and_plot_data_open_as_csv(result):
 
 def test_held_out_triples_were_never_injected_in_training(trained):
     samples = trained["root"] / "samples"
-    held, counts = held_out_triples(samples, seed=0, per_relation=0)
+    held, counts = held_out_triples(samples, "test", seed=0, per_relation=0)
     tails = pq.read_table(samples / "tails.parquet")["tail"].to_pylist()
     train = pq.read_table(samples / "train.parquet").to_pydict()
     seen = {
@@ -105,14 +106,16 @@ def test_held_out_triples_were_never_injected_in_training(trained):
         for h, r, t in zip(hs, rs, ts)
     }
     assert held and not any((h.head, h.relation, h.tail) in seen for h in held)
-    assert sum(c["seen_in_training"] for c in counts.values()) > 0  # Base's triples: referenced in training
     assert len({(h.head, h.relation, h.tail) for h in held}) == len(held)  # each distinct triple once
-    few, _ = held_out_triples(samples, seed=0, per_relation=1)
-    assert len(few) == sum(1 for c in counts.values() if c["val_triples"])
+    # only facts of the test files (m8, m9) are asked; Base's training facts are context, not questions
+    assert {h.head.split(".")[1] for h in held} <= {"m8", "m9"}
+    assert not any(h.head.startswith("py:pkg.base") for h in held)
+    few, _ = held_out_triples(samples, "test", seed=0, per_relation=1)
+    assert len(few) == sum(1 for c in counts.values() if c["held_out_triples"])
 
 
 def test_same_seed_same_numbers(trained, result, tmp_path):
-    again = evaluate(EVAL, SAMPLES, SPLIT, eval_paths(trained["root"], tmp_path), progress=False)
+    again = evaluate(EVAL, SAMPLES, eval_paths(trained["root"], tmp_path), progress=False)
     assert again == result[0]
 
 
@@ -122,21 +125,41 @@ def _copy(trained, tmp_path):
     return root
 
 
-def test_leakage_guard_fails_on_a_training_file_in_validation(trained, tmp_path):
+def test_leakage_guard_fails_on_a_training_file_in_test(trained, tmp_path):
     root = _copy(trained, tmp_path)
-    val = pq.read_table(root / "samples/val.parquet")
+    test = pq.read_table(root / "samples/test.parquet")
     a_train_file = pq.read_table(root / "samples/train.parquet")["file"][0].as_py()
-    files = pc.if_else(pc.equal(pa.array(range(val.num_rows)), 0), a_train_file, val["file"])
-    pq.write_table(val.set_column(0, "file", files), root / "samples/val.parquet")
-    with pytest.raises(GraphmerError, match="leakage guard: validation windows come from 1 file"):
-        evaluate(EVAL, SAMPLES, SPLIT, eval_paths(root, tmp_path), progress=False)
+    files = pc.if_else(pc.equal(pa.array(range(test.num_rows)), 0), a_train_file, test["file"])
+    pq.write_table(test.set_column(0, "file", files), root / "samples/test.parquet")
+    with pytest.raises(GraphmerError, match="leakage guard: test windows come from 1 file"):
+        evaluate(EVAL, SAMPLES, eval_paths(root, tmp_path), progress=False)
     assert not (tmp_path / "eval.json").exists()
+
+
+def test_leakage_guard_fails_on_a_held_out_triple_planted_in_a_training_window(trained, tmp_path):
+    """A training window that carries a fact extracted from a test file (m9's Store9 inherits Base)
+    is leakage, whatever the samples stage's own `cand_train` flag claims."""
+    root = _copy(trained, tmp_path)
+    tails = pq.read_table(root / "samples/tails.parquet")["tail"].to_pylist()
+    test = pq.read_table(root / "samples/test.parquet").to_pylist()
+    row = next(r for r in test if "py:pkg.m9.Store9" in r["cand_head"])
+    k = row["cand_head"].index("py:pkg.m9.Store9")
+    train = pq.read_table(root / "samples/train.parquet")
+    rows = train.to_pylist()
+    victim = next(r for r in rows if r["cand_anchor"])
+    for col in ("cand_anchor", "cand_end", "cand_relation", "cand_tail", "cand_copyable", "cand_head"):
+        victim[col].append(row[col][k])
+    victim["cand_train"].append(True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=train.schema), root / "samples/train.parquet")
+    fact = f"(py:pkg.m9.Store9, {RELATION_NAMES[row['cand_relation'][k]]}, {tails[row['cand_tail'][k]]})"
+    with pytest.raises(GraphmerError, match=f"training windows carry 1 triple.*{re.escape(fact)}"):
+        evaluate(EVAL, SAMPLES, eval_paths(root, tmp_path), progress=False)
 
 
 def test_leakage_guard_fails_on_shared_content(trained, tmp_path):
     root = _copy(trained, tmp_path)
     files = pq.read_table(root / "kg/files.parquet").to_pydict()
-    val_file = pq.read_table(root / "samples/val.parquet")["file"][0].as_py()
+    val_file = pq.read_table(root / "samples/test.parquet")["file"][0].as_py()
     train_file = pq.read_table(root / "samples/train.parquet")["file"][0].as_py()
     sha = dict(zip(files["path"], files["sha256"]))
     # the validation file's content hash as a training file's: e.g. a vendored copy under another name
@@ -145,7 +168,7 @@ def test_leakage_guard_fails_on_shared_content(trained, tmp_path):
     ]
     pq.write_table(pa.table(files), root / "kg/files.parquet")
     with pytest.raises(GraphmerError, match="leakage guard"):
-        evaluate(EVAL, SAMPLES, SPLIT, eval_paths(root, tmp_path), progress=False)
+        evaluate(EVAL, SAMPLES, eval_paths(root, tmp_path), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -175,4 +198,4 @@ def test_a_broken_model_is_one_clear_error(trained, tmp_path, break_it, message)
     root = _copy(trained, tmp_path)
     break_it(root)
     with pytest.raises(GraphmerError, match=message):
-        evaluate(EVAL, SAMPLES, SPLIT, eval_paths(root, tmp_path), progress=False)
+        evaluate(EVAL, SAMPLES, eval_paths(root, tmp_path), progress=False)

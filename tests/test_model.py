@@ -7,7 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from graphmer.data import LeafyChains, collate, compact
-from graphmer.model import HGAT, PRESETS, GraphDecay, GraphMERT, ModelConfig, count_parameters
+from graphmer.model import (
+    COPY_OFFSETS,
+    HGAT,
+    PRESETS,
+    CopyHead,
+    GraphDecay,
+    GraphMERT,
+    ModelConfig,
+    count_parameters,
+)
 from tests.tiny import L, R, build_tiny, tiny_config
 
 INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
@@ -152,3 +161,97 @@ def test_presets_build(preset):
         assert 85e6 < n - hgat < 95e6  # BERT-base with an 8K vocabulary, plus H-GAT's W_r
     else:
         assert count_parameters(GraphMERT(cfg)) < 10e6
+
+
+def _copy_model(vocab_size, gate_bias, **overrides):
+    torch.manual_seed(0)
+    model = GraphMERT(tiny_config(vocab_size, **overrides)).eval()
+    with torch.no_grad():
+        model.copy.gate.weight.zero_()
+        model.copy.gate.bias.fill_(gate_bias)
+    return model
+
+
+def _leaf_positions(batch):
+    b, k = torch.nonzero(batch["group_root"] >= 0, as_tuple=True)
+    return b, R + k * L  # the first slot of every filled group
+
+
+def test_a_gate_forced_to_copy_puts_all_mass_on_the_window_roots(tiny):
+    batch = batch_of(tiny)
+    model = _copy_model(tiny["vocab_size"], gate_bias=1e4)
+    with torch.no_grad():
+        hidden = model(*(batch[k] for k in INPUTS))
+        b, p = _leaf_positions(batch)
+        logp = model.leaf_logprobs(hidden, batch, b, p)
+    prob = logp.exp()
+    assert len(b) > 0 and torch.allclose(prob.sum(-1), torch.ones(len(b)), atol=1e-4)
+    for i in range(len(b)):
+        roots = batch["input_ids"][b[i], :R][batch["attention_mask"][b[i], :R]]
+        copyable = torch.zeros(tiny["vocab_size"], dtype=torch.bool)
+        copyable[roots[roots >= 5]] = True
+        assert prob[i, copyable].sum() == pytest.approx(1.0, abs=1e-4)
+        assert prob[i, ~copyable].max() < 1e-6
+
+
+def test_the_pointer_copies_the_token_of_the_root_it_attends_to():
+    """q and k are the identity: a leaf state aligned with one root's state points at that root,
+    and with the gate forced to copy, all probability goes to that root's token id, summed over
+    every root holding it."""
+    cfg = ModelConfig(vocab_size=50, roots=6, leaves=2, hidden=8, heads=2, layers=1, ffn=16)
+    head = CopyHead(cfg)
+    with torch.no_grad():
+        for lin in (head.q, head.k):
+            lin.weight.copy_(torch.eye(8))
+            lin.bias.zero_()
+        head.gate.weight.zero_()
+        head.gate.bias.fill_(1e4)
+    roots = torch.zeros(1, 6, 8)
+    roots[0, :, 1] = 1.0
+    roots[0, 4] = torch.eye(8)[0]  # root 4 alone points the same way as the leaf
+    leaf = 40.0 * torch.eye(8)[:1]
+    root_ids = torch.tensor([[7, 8, 9, 10, 42, 11]])
+    vocab = torch.log_softmax(torch.randn(1, 50), -1)
+    offset, rel = torch.arange(6)[None, :] - 1, torch.tensor([4])  # the leaf hangs from root 1
+    logp = head(vocab, leaf, roots, root_ids, torch.ones(1, 6, dtype=torch.bool), offset, rel)
+    assert int(logp.argmax()) == 42 and logp[0, 42].exp() > 0.99
+    # a masked-out root cannot be copied, however well it matches
+    ok = torch.ones(1, 6, dtype=torch.bool)
+    ok[0, 4] = False
+    assert head(vocab, leaf, roots, root_ids, ok, offset, rel)[0, 42].exp() < 1e-6
+
+
+def test_the_pointer_learns_where_a_relations_tail_stands():
+    """With no content match at all, the per-relation offset bias alone points at the root two
+    tokens after the head for relation 4 (a base class after `class Name(`), not for relation 8."""
+    cfg = ModelConfig(vocab_size=50, roots=6, leaves=2, hidden=8, heads=2, layers=1, ffn=16)
+    head = CopyHead(cfg)
+    with torch.no_grad():
+        head.q.weight.zero_()
+        head.q.bias.zero_()
+        head.gate.weight.zero_()
+        head.gate.bias.fill_(1e4)
+        head.offset_bias[4, COPY_OFFSETS + 2] = 30.0
+    root_ids = torch.tensor([[7, 8, 9, 10, 42, 11]] * 2)
+    offset = torch.arange(6)[None, :].expand(2, 6) - 2  # both leaves hang from root 2
+    vocab = torch.log_softmax(torch.zeros(2, 50), -1)
+    ok = torch.ones(2, 6, dtype=torch.bool)
+    logp = head(vocab, torch.randn(2, 8), torch.randn(2, 6, 8), root_ids, ok, offset, torch.tensor([4, 8]))
+    assert logp[0, 42].exp() > 0.99
+    assert logp[1].exp().max() < 0.2  # relation 8 has no preference: spread over the six roots
+
+
+def test_a_gate_forced_to_the_vocabulary_is_the_plain_softmax(tiny):
+    batch = batch_of(tiny)
+    model = _copy_model(tiny["vocab_size"], gate_bias=-1e4)
+    with torch.no_grad():
+        hidden = model(*(batch[k] for k in INPUTS))
+        b, p = _leaf_positions(batch)
+        mixed = model.leaf_logprobs(hidden, batch, b, p)
+        plain = torch.log_softmax(model.logits(hidden[b, p]), -1)
+    assert torch.allclose(mixed, plain, atol=1e-5)
+
+
+def test_without_the_copy_path_there_is_no_copy_head(tiny):
+    model = GraphMERT(tiny_config(tiny["vocab_size"], copy=False))
+    assert model.copy is None and not any("copy" in k for k in model.state_dict())

@@ -61,7 +61,7 @@ def test_schedules():
 
 def test_training_writes_weights_config_metrics_and_curves(tiny, tmp_path):
     m = train(tiny_config(tiny["vocab_size"]), CFG, SAMPLES, paths(tiny, tmp_path), progress=False)
-    assert m["step"] == 4 and "val/mlm_acc" in m
+    assert m["step"] == 4 and "dev/mlm_acc" in m
     assert {"graphmer.safetensors", "config.json", "train.json"} <= {p.name for p in tmp_path.iterdir()}
     assert (tmp_path / "dvclive/plots/metrics/train/loss.tsv").read_text().count(
         "\n"

@@ -10,7 +10,7 @@ from graphmer.train import Paths, train
 from tests.tiny import L, R, build_tiny, tiny_config
 
 SAMPLES = SamplesConfig(roots=R, leaves=L, stride=R)
-EVAL = EvaluateConfig(seed=0, windows=0, triples_per_relation=0, batch_size=8)
+EVAL = EvaluateConfig(seed=0, windows=0, triples_per_relation=0, batch_size=8, code_only=True)
 
 
 def build_trained(root: Path, steps: int = 4) -> dict:
@@ -46,6 +46,7 @@ def eval_paths(root: Path, out: Path) -> EvalPaths:
     return EvalPaths(
         samples=root / "samples",
         kg=root / "kg",
+        split=root / "split.parquet",
         model=root / "models",
         tokenizer=root / "tokenizer.json",
         metrics=out / "eval.json",

@@ -7,7 +7,11 @@ triple (head, relation, tail) becomes a candidate for that anchor's leaf group:
 the tail's short name in BPE tokens. The loader (`graphmer.data`) picks one
 candidate per anchor each epoch, so nothing about the injection is stored.
 
-Outputs in `out_dir`: train.parquet and val.parquet (one row per window),
+Only triples extracted from training files are candidates in training windows; a
+dev or test window also carries the triples extracted from files of its own split
+(the held-out facts evaluation asks for), flagged by `cand_train` = False.
+
+Outputs in `out_dir`: train.parquet, dev.parquet and test.parquet (one row per window),
 tails.parquet (the tail vocabulary: entity id, name, token ids) and
 candidates.parquet (every distinct tail of each relation in the whole graph as leaf
 tokens, with its count in the training graph: what tail prediction ranks).
@@ -15,6 +19,7 @@ tokens, with its count in the training graph: what tail prediction ranks).
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +30,8 @@ import pyarrow.parquet as pq
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.relations import RELATION_NAMES
-from graphmer.split import SPLITS, assign_splits
+from graphmer.split import SPLITS, read_split
+from graphmer.tokenizer import IDENTIFIER, leaf_ids
 from graphmer.tokenizer import load as load_tokenizer
 
 WINDOW_SCHEMA = pa.schema(
@@ -37,8 +43,9 @@ WINDOW_SCHEMA = pa.schema(
         ("cand_end", pa.list_(pa.int16())),  # root index just past the head mention
         ("cand_relation", pa.list_(pa.int8())),
         ("cand_tail", pa.list_(pa.int32())),  # row of tails.parquet
-        ("cand_copyable", pa.list_(pa.bool_())),  # the tail's name occurs in the window's code
+        ("cand_copyable", pa.list_(pa.bool_())),  # the tail's name is a word of the window's code
         ("cand_head", pa.list_(pa.string())),  # the head's entity id (evaluation: seen in training?)
+        ("cand_train", pa.list_(pa.bool_())),  # the triple was extracted from a training file
     ]
 )
 TAIL_SCHEMA = pa.schema(
@@ -76,9 +83,9 @@ class Tails:
 
     def get(self, tail: str, name: str) -> int:
         if tail not in self.index:
-            ids = self.tok.encode(name).ids
+            (ids,) = leaf_ids(self.tok, [name], self.leaves + 1)
             self.index[tail] = len(self.rows)
-            self.rows.append((tail, name, ids[: self.leaves], len(ids) > self.leaves))
+            self.rows.append((tail, name, list(ids[: self.leaves]), len(ids) > self.leaves))
         return self.index[tail]
 
     def table(self) -> pa.Table:
@@ -115,15 +122,18 @@ def mention_tokens(
 
 
 class KG:
-    """What the sampler needs of the knowledge graph, indexed for lookups."""
+    """What the sampler needs of the knowledge graph, indexed for lookups: each head's triples
+    with the split of the file each was extracted from."""
 
-    def __init__(self, kg_dir: Path):
+    def __init__(self, kg_dir: Path, splits: dict[str, str]):
         ent = pq.read_table(kg_dir / "entities.parquet", columns=["id", "name"]).to_pydict()
         self.name = dict(zip(ent["id"], ent["name"]))
-        tri = pq.read_table(kg_dir / "triples.parquet", columns=["head", "relation", "tail"]).to_pydict()
-        self.out: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        for h, r, t in zip(tri["head"], tri["relation"], tri["tail"]):
-            self.out[h].append((r, t))
+        cols = ["head", "relation", "tail", "file"]
+        tri = pq.read_table(kg_dir / "triples.parquet", columns=cols).to_pydict()
+        self.out: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+        for h, r, t, f in zip(tri["head"], tri["relation"], tri["tail"], tri["file"]):
+            if splits.get(f) in SPLITS:  # a duplicate file's triples are nobody's
+                self.out[h].append((r, t, splits[f]))
         men = pq.read_table(kg_dir / "mentions.parquet").to_pydict()
         self.mentions: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
         for e, f, s, t in zip(men["entity_id"], men["file"], men["start_byte"], men["end_byte"]):
@@ -131,7 +141,16 @@ class KG:
                 self.mentions[f].append((e, s, t))
 
 
-def file_windows(path: str, data: bytes, tok, kg: KG, tails: Tails, layout: Layout) -> list[dict]:
+def is_word_of(name: str, chars: str, words: set[str]) -> bool:
+    """Does `name` occur in the code as a whole word (or dotted name), not inside a longer one?"""
+    if name in words:
+        return True
+    return "." in name and re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", chars) is not None
+
+
+def file_windows(path: str, split: str, data: bytes, tok, kg: KG, tails: Tails, layout: Layout) -> list[dict]:
+    """The windows of one file; a window of split S carries the triples from training files and
+    from files of S."""
     text = data.decode("utf-8")
     enc = tok.encode(text)
     ids = np.asarray(enc.ids, dtype=np.int32)
@@ -145,6 +164,7 @@ def file_windows(path: str, data: bytes, tok, kg: KG, tails: Tails, layout: Layo
     for w in window_starts(len(ids), layout):
         end = min(w + layout.roots, len(ids))
         chars = text[offsets[w, 0] : offsets[end - 1, 1]] if end > w else ""
+        words = set(IDENTIFIER.findall(chars))
         cand: dict[str, list] = {k: [] for k in WINDOW_SCHEMA.names[3:]}
         anchored: set[int] = set()
         for k, (entity, _, _) in enumerate(mentions):
@@ -153,14 +173,17 @@ def file_windows(path: str, data: bytes, tok, kg: KG, tails: Tails, layout: Layo
                 continue
             anchored.add(a)  # one head per root: the first mention starting there
             head_end = min(int(last[k]) + 1 - w, end - w)
-            for rel, tail in kg.out[entity]:
+            for rel, tail, origin in kg.out[entity]:
+                if origin not in ("train", split):
+                    continue
                 name = kg.name.get(tail, tail)
                 cand["cand_anchor"].append(a)
                 cand["cand_end"].append(head_end)
                 cand["cand_relation"].append(rel)
                 cand["cand_tail"].append(tails.get(tail, name))
-                cand["cand_copyable"].append(name in chars)
+                cand["cand_copyable"].append(is_word_of(name, chars, words))
                 cand["cand_head"].append(entity)
+                cand["cand_train"].append(origin == "train")
         rows.append({"file": path, "start": w, "roots": ids[w:end].tolist(), **cand})
     return rows
 
@@ -169,26 +192,26 @@ def build_samples(
     raw_dir: str | Path,
     kg_dir: str | Path,
     tokenizer_path: str | Path,
+    split_path: str | Path,
     out_dir: str | Path,
     layout: Layout,
-    val_fraction: float,
-    seed: int,
     metrics_path: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
     raw_dir, kg_dir, out_dir = Path(raw_dir), Path(kg_dir), Path(out_dir)
     tok = load_tokenizer(tokenizer_path)
-    splits = assign_splits(pq.read_table(kg_dir / "files.parquet"), val_fraction, seed)
+    splits = read_split(split_path)
     if not any(s in SPLITS for s in splits.values()):
-        raise GraphmerError(f"no extracted files in {kg_dir / 'files.parquet'}: the corpus is empty")
-    kg = KG(kg_dir)
+        raise GraphmerError(f"no extracted files in {split_path}: the corpus is empty")
+    kg = KG(kg_dir, splits)
     tails = Tails(tok, layout.leaves)
     windows: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for path, split in progress_bar(
         sorted(splits.items()), desc="samples", unit="file", disable=not progress
     ):
         if split in SPLITS:
-            windows[split] += file_windows(path, (raw_dir / path).read_bytes(), tok, kg, tails, layout)
+            data = (raw_dir / path).read_bytes()
+            windows[split] += file_windows(path, split, data, tok, kg, tails, layout)
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, rows in windows.items():
         table = pa.Table.from_pylist(rows, schema=WINDOW_SCHEMA)
@@ -214,7 +237,7 @@ def candidate_table(kg_dir: Path, splits: dict[str, str], tok, leaves: int) -> p
     name_of = dict(zip(ent["id"], ent["name"]))
     tri = pq.read_table(kg_dir / "triples.parquet", columns=["relation", "tail", "file"]).to_pydict()
     names = sorted({name_of.get(t, t) for t in tri["tail"]})
-    ids_of = {n: tuple(e.ids[:leaves]) for n, e in zip(names, tok.encode_batch(names)) if e.ids}
+    ids_of = {n: ids for n, ids in zip(names, leaf_ids(tok, names, leaves)) if ids}
     train, total = Counter(), Counter()
     first_name: dict[tuple, str] = {}
     for r, t, f in zip(tri["relation"], tri["tail"], tri["file"]):

@@ -16,7 +16,6 @@ r's tails in the training graph, makes each score the log-probability of the who
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import torch
 from graphmer import GraphmerError
 from graphmer.data import IGNORE, bare_window, collate, compact
 from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig
-from graphmer.tokenizer import MASK, PAD
+from graphmer.tokenizer import IDENTIFIER, MASK, PAD, leaf_ids
 from graphmer.tokenizer import load as load_tokenizer
 
 
@@ -157,13 +156,16 @@ def leaf_logprobs(
     R, L = model.cfg.roots, model.cfg.leaves
     batch = compact(collate(variants), R, L)
     device = next(model.parameters()).device
-    hidden = model(*(batch[k].to(device) for k in MODEL_INPUTS))
-    out = []
-    for b, (anchor, length) in enumerate(zip(anchors, lengths)):
-        k = int(torch.nonzero(batch["group_root"][b] == anchor)[0, 0])
-        rows = hidden[b, R + k * L : R + k * L + length]
-        out.append(torch.log_softmax(model.logits(rows).float(), dim=-1).cpu())
-    return out
+    inputs = {k: batch[k].to(device) for k in MODEL_INPUTS}
+    hidden = model(**inputs)
+    b, p = [], []
+    for i, (anchor, length) in enumerate(zip(anchors, lengths)):
+        k = int(torch.nonzero(batch["group_root"][i] == anchor)[0, 0])
+        b += [i] * length
+        p += range(R + k * L, R + k * L + length)
+    b, p = torch.as_tensor(b, device=device), torch.as_tensor(p, device=device)
+    logp = model.leaf_logprobs(hidden, inputs, b, p).cpu()
+    return list(torch.split(logp, lengths))
 
 
 def score_candidates(logp: dict[int, torch.Tensor], cands: Candidates) -> torch.Tensor:
@@ -230,8 +232,6 @@ def rank_metrics(scores: torch.Tensor, target: int, exclude: torch.Tensor | None
 
 
 # --------------------------------------------------------------------------- `graphmer predict`
-
-IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 
 
 @dataclass(frozen=True)
@@ -315,8 +315,7 @@ def predict(
     seen = known.index()
     names = sorted(set(IDENTIFIER.findall(text)))
     extra = []  # the file's own names the graph does not already offer
-    for n, e in zip(names, tok.encode_batch(names)):
-        key = tuple(e.ids[:L])
+    for n, key in zip(names, leaf_ids(tok, names, L)):
         if key and key not in seen:
             seen[key] = -1
             extra.append((n, list(key)))

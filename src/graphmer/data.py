@@ -55,11 +55,18 @@ def word_starts(vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     for token, i in vocab.items():
         if token in SPECIAL_TOKENS or not token:
             continue
-        # Byte-level BPE writes a leading space as 'Ġ', newline 'Ċ', tab 'ĉ'.
-        first, last = token[0], token[-1]
-        begins[i] = first in "ĠĊĉ" or not (first.isalnum() or first in "_$")
-        ends[i] = not (last.isalnum() or last in "_$")
+        begins[i] = not _word_char(token[0])
+        ends[i] = not _word_char(token[-1])
     return begins, ends
+
+
+# Byte-level BPE writes whitespace bytes as letters: tab 'ĉ', newline 'Ċ', '\v' 'ċ', '\f' 'Č',
+# '\r' 'č', space 'Ġ'; they separate words like any other non-identifier character.
+_BYTE_LEVEL_SPACE = "ĉĊċČčĠ"
+
+
+def _word_char(c: str) -> bool:
+    return (c.isalnum() and c not in _BYTE_LEVEL_SPACE) or c in "_$"
 
 
 def bare_window(roots: np.ndarray, R: int, L: int) -> dict[str, np.ndarray]:
@@ -116,6 +123,14 @@ class LeafyChains(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.roots_ids)
+
+    @functools.cached_property
+    def _anchored(self) -> np.ndarray:
+        return np.flatnonzero([len(c[0]) > 0 for c in self.cands])
+
+    def anchored_windows(self) -> np.ndarray:
+        """Indices of the windows with at least one anchored head (all of them if none has one)."""
+        return self._anchored if len(self._anchored) else np.arange(len(self))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -208,13 +223,17 @@ class LeafyChains(torch.utils.data.Dataset):
         self._replace(rng, ids, labels, slots)
 
 
-def stream_batch(ds: LeafyChains, k: int, size: int, seed: int) -> dict[str, torch.Tensor]:
-    """Micro-batch k (compact layout) of an endless stream: epoch after epoch, each a fresh permutation."""
-    n = len(ds)
+def stream_batch(
+    ds: LeafyChains, k: int, size: int, seed: int, anchored_only: bool = False
+) -> dict[str, torch.Tensor]:
+    """Micro-batch k (compact layout) of an endless stream: epoch after epoch, each a fresh
+    permutation of the windows (with `anchored_only`, of the windows that carry a triple)."""
+    pool = ds.anchored_windows() if anchored_only else np.arange(len(ds))
+    n = len(pool)
     items = []
     for pos in range(k * size, (k + 1) * size):
         epoch, i = divmod(pos, n)
-        items.append(ds.draw(int(_order(seed, epoch, n)[i]), epoch))
+        items.append(ds.draw(int(pool[_order(seed, epoch, n)[i]]), epoch))
     return compact(collate(items), ds.R, ds.L)
 
 

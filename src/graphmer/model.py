@@ -19,6 +19,12 @@ Design choices:
 - Attention through F.scaled_dot_product_attention with the summed bias and
   key-padding mask as one float attn_mask, shared by all layers.
 - One MLM head, tied to the token embedding, predicts masked roots and leaves.
+- Copy path (`copy`): a leaf may also point at the window's roots (pointer-generator,
+  See et al., ACL 2017): attention from the leaf state over the root states gives a
+  distribution over the root tokens' ids, and a learned gate mixes it with the vocabulary
+  softmax. Most tails of code relations (bases, annotations, decorators, callees) are
+  written in the code next to their head, and the tokenizer gives a name the same ids in
+  the code and in the leaves, so copying is a lookup the model can learn in few steps.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graphmer.tokenizer import SPECIAL_TOKENS
+
 NUM_RELATIONS = 16
+COPY_OFFSETS = 32  # the copy pointer's position bias tells offsets -32..32 from the head apart
 # GraphMERT.forward's arguments, by their names in a (compact) batch of graphmer.data.
 MODEL_INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
 PRESETS = {
@@ -52,6 +61,7 @@ class ModelConfig:
     hgat: bool = True
     decay_mask: bool = True
     relation_bias: bool = True
+    copy: bool = True
     decay_lambda: float = 0.6
     max_head_tokens: int = 8  # head spans longer than this feed H-GAT their first tokens
 
@@ -155,6 +165,54 @@ class HGAT(nn.Module):
         return t + (alpha[:, :, None] * wh).sum(1)
 
 
+# --------------------------------------------------------------------------- copy path
+
+
+class CopyHead(nn.Module):
+    """Pointer over the roots: p(v) = (1 - g) p_vocab(v) + g * sum_{j: root_j = v} a_j.
+
+    The pointer's score of root j adds to the content match q . k_j a learned bias per relation
+    and signed offset of j from the leaf's own root (clipped to +-`COPY_OFFSETS`): where a tail
+    stands relative to its head (the base class two tokens after the class name, the
+    annotation after the parameter) is what the copy rule knows, and the pointer can learn it
+    per relation without spending attention on it."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.q, self.k = nn.Linear(cfg.hidden, cfg.hidden), nn.Linear(cfg.hidden, cfg.hidden)
+        self.gate = nn.Linear(cfg.hidden, 1)
+        self.offset_bias = nn.Parameter(torch.zeros(NUM_RELATIONS + 1, 2 * COPY_OFFSETS + 1))
+
+    def forward(
+        self,
+        vocab_logp: torch.Tensor,
+        leaf: torch.Tensor,
+        roots: torch.Tensor,
+        root_ids: torch.Tensor,
+        root_ok: torch.Tensor,
+        offset: torch.Tensor,
+        relation: torch.Tensor,
+    ) -> torch.Tensor:
+        """Mixed log-probabilities (P, V): vocab_logp (P, V) and leaf (P, d) of P leaf positions,
+        roots (P, R, d) the root states of each one's window, root_ids (P, R), root_ok (P, R) the
+        roots that can be copied (real, not special tokens), offset (P, R) each root's index minus
+        the leaf's root index, relation (P,) the leaf's relation (-1: none)."""
+        scores = torch.einsum("pd,prd->pr", self.q(leaf), self.k(roots)) / math.sqrt(leaf.shape[-1])
+        rel = torch.where(relation >= 0, relation, NUM_RELATIONS)
+        bucket = offset.clamp(-COPY_OFFSETS, COPY_OFFSETS) + COPY_OFFSETS
+        scores = scores.float() + self.offset_bias[rel[:, None], bucket]
+        attn = torch.softmax(scores.masked_fill(~root_ok, float("-inf")), dim=-1)
+        attn = torch.nan_to_num(attn)  # a window with nothing to copy: no copy mass
+        copy = torch.zeros_like(vocab_logp).scatter_add_(1, root_ids, attn)  # (P, V)
+        gate = self.gate(leaf).float()  # (P, 1)
+        gate = gate.masked_fill(~root_ok.any(1, keepdim=True), float("-inf"))
+        # log((1-g) p + g c) with log g = logsigmoid(x), log(1-g) = logsigmoid(-x); the clamp keeps
+        # the gradient finite where a token has no copy mass.
+        return torch.logaddexp(
+            F.logsigmoid(-gate) + vocab_logp, F.logsigmoid(gate) + copy.clamp(min=1e-30).log()
+        )
+
+
 # --------------------------------------------------------------------------- transformer
 
 
@@ -200,6 +258,7 @@ class GraphMERT(nn.Module):
         self.hgat = HGAT(cfg) if cfg.hgat else None
         self.decay = GraphDecay(cfg) if cfg.decay_mask else None
         self.rel_bias = RelationBias(cfg) if cfg.relation_bias else None
+        self.copy = CopyHead(cfg) if cfg.copy else None
         self.emb_ln, self.drop = nn.LayerNorm(d), nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(d)
@@ -256,6 +315,19 @@ class GraphMERT(nn.Module):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Token logits through the MLM head tied to the token embedding."""
         return self.mlm(hidden) @ self.tok.weight.T + self.mlm_bias
+
+    def leaf_logprobs(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor], b, p) -> torch.Tensor:
+        """log p (P, V) of the tokens at leaf positions (b, p) of a (compact) batch: the vocabulary
+        softmax, mixed with copying from the window's roots when the copy path is on."""
+        vocab = torch.log_softmax(self.logits(hidden[b, p]).float(), dim=-1)
+        if self.copy is None:
+            return vocab
+        R = self.cfg.roots
+        root_ids = batch["input_ids"][b, :R]
+        root_ok = batch["attention_mask"][b, :R] & (root_ids >= len(SPECIAL_TOKENS))  # never [MASK]
+        offset = torch.arange(R, device=hidden.device)[None, :] - batch["root_index"][b, p][:, None]
+        relation = batch["leaf_relation"][b, p]
+        return self.copy(vocab, hidden[b, p], hidden[b, :R], root_ids, root_ok, offset, relation)
 
 
 def count_parameters(model: nn.Module) -> int:

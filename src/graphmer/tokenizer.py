@@ -2,8 +2,11 @@
 
 Pre-tokenization keeps identifiers whole (`self._cache_key` is `self`, `.`,
 `_cache_key`), unlike the GPT-2 regex that splits at every underscore, so a
-frequent identifier can become a single token. Byte-level BPE covers every
-byte: decode(encode(x)) == x for any text, which the stage checks on every file.
+frequent identifier can become a single token. Unlike GPT-2 it never glues the
+preceding space to an identifier: a name has one token form wherever it occurs
+(`x: int`, `(int)`, a leaf group holding the tail `int`), so the model can copy a
+tail from the code id for id. Byte-level BPE covers every byte:
+decode(encode(x)) == x for any text, which the stage checks on every file.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from graphmer import GraphmerError, atomic
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
-# An identifier, a number, a run of punctuation (each with one optional leading space), whitespace.
-PRETOKEN = r" ?[A-Za-z_$][A-Za-z0-9_$]*| ?[0-9]+| ?[^\sA-Za-z0-9_$]+|\s+(?!\S)|\s+"
+# An identifier (never with a leading space: one token form everywhere), a number or a run of
+# punctuation (each with one optional leading space), a run of whitespace.
+PRETOKEN = r"[A-Za-z_$][A-Za-z0-9_$]*| ?[0-9]+| ?[^\sA-Za-z0-9_$]+|\s+"
 IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 
 
@@ -55,6 +59,13 @@ def train_tokenizer(
     for i, special in enumerate(SPECIAL_TOKENS):
         assert tok.token_to_id(special) == i, "special tokens must have ids 0..4"
     return tok
+
+
+def leaf_ids(tok: Tokenizer, names: list[str], leaves: int) -> list[tuple[int, ...]]:
+    """The leaf tokens of each tail name: its first `leaves` token ids, exactly the ids the name has
+    where it occurs in the code (the one place that encodes tails, so samples, training and
+    evaluation agree)."""
+    return [tuple(e.ids[:leaves]) for e in tok.encode_batch(list(names))]
 
 
 def save(tok: Tokenizer, path: str | Path) -> None:
@@ -109,23 +120,19 @@ def text_stats(tok: Tokenizer, texts: Iterable[str], batch: int = 64) -> dict:
 
 def build(
     raw_dir: str | Path,
-    files_parquet: str | Path,
+    split_path: str | Path,
     out_path: str | Path,
     vocab_size: int,
     min_frequency: int,
-    val_fraction: float,
-    seed: int,
     metrics_path: str | Path | None = None,
 ) -> dict:
-    """Train on the training-split files of a fetched, extracted corpus; save; measure both splits."""
-    import pyarrow.parquet as pq
+    """Train on the training-split files of a fetched, split corpus; save; measure every split."""
+    from graphmer.split import SPLITS, read_split
 
-    from graphmer.split import assign_splits
-
-    splits = assign_splits(pq.read_table(files_parquet), val_fraction, seed)
-    paths = {s: [Path(raw_dir) / p for p, sp in sorted(splits.items()) if sp == s] for s in ("train", "val")}
+    splits = read_split(split_path)
+    paths = {s: [Path(raw_dir) / p for p, sp in sorted(splits.items()) if sp == s] for s in SPLITS}
     if not paths["train"]:
-        raise GraphmerError(f"no training files in {files_parquet}: the corpus is empty")
+        raise GraphmerError(f"no training files in {split_path}: the corpus is empty")
     tok = train_tokenizer(read_texts(paths["train"]), vocab_size, min_frequency, len(paths["train"]))
     metrics = {"vocab_size": tok.get_vocab_size(), "special_tokens": list(SPECIAL_TOKENS)}
     for split, files in paths.items():

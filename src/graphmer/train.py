@@ -67,15 +67,12 @@ class Pretrainer(nn.Module):
         m, R = self.model, self.model.cfg.roots
         hidden = m(*(batch[k] for k in MODEL_INPUTS))
         labels = batch["labels"]
-        out = {}
-        for name, part in (("mlm", slice(0, R)), ("mnm", slice(R, None))):
-            lab = labels[:, part]
-            sel = lab != IGNORE
-            logits = m.logits(hidden[:, part][sel]).float()
-            target = lab[sel]
-            out[f"{name}_loss"] = F.cross_entropy(logits, target) if len(target) else logits.sum() * 0.0
-            out[f"{name}_correct"] = (logits.argmax(-1) == target).sum()
-            out[f"{name}_count"] = torch.tensor(len(target), device=labels.device)
+        b, p = torch.nonzero(labels[:, :R] != IGNORE, as_tuple=True)
+        mlm = torch.log_softmax(m.logits(hidden[b, p]).float(), dim=-1)
+        out = _nll("mlm", mlm, labels[b, p])
+        b, p = torch.nonzero(labels[:, R:] != IGNORE, as_tuple=True)
+        mnm = m.leaf_logprobs(hidden, batch, b, p + R)
+        out |= _nll("mnm", mnm, labels[b, p + R])
         out["constraint_loss"] = self.constraint(hidden, batch)
         return out
 
@@ -103,6 +100,16 @@ class Pretrainer(nn.Module):
         dup = (same[:, None] == same[None, :]) & ~torch.eye(len(b), dtype=torch.bool, device=b.device)
         scores = scores.masked_fill(dup, float("-inf"))  # the same tail elsewhere is no negative
         return F.cross_entropy(scores, torch.arange(len(b), device=b.device))
+
+
+def _nll(name: str, logp: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean negative log-likelihood, right predictions and count of one objective."""
+    loss = F.nll_loss(logp, target) if len(target) else logp.sum() * 0.0
+    return {
+        f"{name}_loss": loss,
+        f"{name}_correct": (logp.argmax(-1) == target).sum(),
+        f"{name}_count": torch.tensor(len(target), device=target.device),
+    }
 
 
 # --------------------------------------------------------------------------- setup
@@ -249,7 +256,7 @@ def train(
             masking,
             cfg.seed,
         )
-        for split in ("train", "val")
+        for split in ("train", "dev")
     )
     if len(train_ds) == 0:
         raise GraphmerError(f"{paths.samples / 'train.parquet'} has no windows")
@@ -342,7 +349,8 @@ def _step(ddp, opt, scaler, ds, cfg: TrainConfig, step: int, d: Dist, device, am
     ddp.train()
     for a in range(cfg.grad_accum):
         k = (step * cfg.grad_accum + a) * d.world + d.rank
-        batch = {n: t.to(device) for n, t in stream_batch(ds, k, cfg.micro_batch, cfg.seed).items()}
+        micro = stream_batch(ds, k, cfg.micro_batch, cfg.seed, cfg.anchored_only)
+        batch = {n: t.to(device) for n, t in micro.items()}
         tokens += int(batch["attention_mask"].sum())
         sync = a == cfg.grad_accum - 1 or d.world == 1
         with contextlib.nullcontext() if sync else ddp.no_sync(), _autocast(device, amp):
@@ -379,7 +387,7 @@ def _step(ddp, opt, scaler, ds, cfg: TrainConfig, step: int, d: Dist, device, am
 
 @torch.no_grad()
 def evaluate_batches(net: Pretrainer, ds: LeafyChains, cfg: TrainConfig, device, amp) -> dict:
-    """Loss and accuracy on a fixed set of validation windows with fixed masks (epoch 0)."""
+    """Loss and accuracy on a fixed set of dev windows with fixed masks (epoch 0)."""
     if len(ds) == 0:
         return {}
     net.eval()
@@ -402,10 +410,10 @@ def evaluate_batches(net: Pretrainer, ds: LeafyChains, cfg: TrainConfig, device,
         )
     net.train()
     return {
-        "val/mlm_loss": float(sums[0] / max(sums[2], 1)),
-        "val/mlm_acc": float(sums[1] / max(sums[2], 1)),
-        "val/mnm_loss": float(sums[3] / max(sums[5], 1)),
-        "val/mnm_acc": float(sums[4] / max(sums[5], 1)),
+        "dev/mlm_loss": float(sums[0] / max(sums[2], 1)),
+        "dev/mlm_acc": float(sums[1] / max(sums[2], 1)),
+        "dev/mnm_loss": float(sums[3] / max(sums[5], 1)),
+        "dev/mnm_acc": float(sums[4] / max(sums[5], 1)),
     }
 
 
