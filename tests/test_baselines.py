@@ -53,7 +53,7 @@ def test_copy_ranks_by_distance_to_the_head_then_frequency(tok):
     names = ["Price", "Base", "Shop", "Nowhere", "Often"]
     counts = [1, 1, 1, 5, 50]
     ids, a, e, cands, b, n = _question(tok, names, counts, head="Item")
-    s = baseline_scores(ids, a, e, 8, "item", cands, NameLookup([]), b, n)
+    s = baseline_scores(ids, a, e, 8, "item", cands, cands.index(), NameLookup([]), b, n)
     # Item's annotation: Price is 3 words after, Shop/Base before it; absent names by frequency
     assert _order(s["copy"], names) == ["Price", "Base", "Shop", "Often", "Nowhere"]
     assert rank_metrics(s["copy"], names.index("Price"))["rr"] == 1.0
@@ -62,14 +62,14 @@ def test_copy_ranks_by_distance_to_the_head_then_frequency(tok):
 def test_the_heads_own_mention_is_not_a_copy(tok):
     names = ["Item", "Base"]
     ids, a, e, cands, b, n = _question(tok, names, [1, 1], head="Item")
-    s = baseline_scores(ids, a, e, 8, "item", cands, NameLookup([]), b, n)
+    s = baseline_scores(ids, a, e, 8, "item", cands, cands.index(), NameLookup([]), b, n)
     assert _order(s["copy"], names) == ["Base", "Item"]
 
 
 def test_equal_keys_are_exact_ties(tok):
     names = ["Missing1", "Missing2"]
     ids, a, e, cands, b, n = _question(tok, names, [3, 3])
-    s = baseline_scores(ids, a, e, 8, "item", cands, NameLookup([]), b, n)
+    s = baseline_scores(ids, a, e, 8, "item", cands, cands.index(), NameLookup([]), b, n)
     assert s["copy"][0] == s["copy"][1]
     assert rank_metrics(s["copy"], 0)["rr"] == pytest.approx(0.75)  # a coin between ranks 1 and 2
 
@@ -80,11 +80,11 @@ def test_name_lookup_and_copy_name_order(tok):
     (often,) = leaf_ids(tok, ["Often"], 7)
     lookup = NameLookup([("item", 8, other), ("item", 8, other), ("elsewhere", 8, often)])
     ids, a, e, cands, b, n = _question(tok, names, [1, 1, 100], head="Item")
-    s = baseline_scores(ids, a, e, 8, "item", cands, lookup, b, n)
+    s = baseline_scores(ids, a, e, 8, "item", cands, cands.index(), lookup, b, n)
     assert _order(s["name_lookup"], names) == ["Other", "Often", "Price"]  # then frequency
     assert _order(s["copy_name"], names) == ["Price", "Other", "Often"]  # copy, name, frequency
     assert _order(s["frequency"], names)[0] == "Often"
-    other_rel = baseline_scores(ids, a, e, 9, "item", cands, lookup, b, n)
+    other_rel = baseline_scores(ids, a, e, 9, "item", cands, cands.index(), lookup, b, n)
     assert _order(other_rel["name_lookup"], names)[0] == "Often"  # counts are per relation
 
 

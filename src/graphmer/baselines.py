@@ -128,17 +128,6 @@ class NameLookup:
         return out
 
 
-_INDEX: dict[int, tuple[Candidates, dict]] = {}
-
-
-def _index(cands: Candidates) -> dict[tuple[int, ...], int]:
-    """cands.index(), built once per Candidates object (it is O(C) in Python)."""
-    hit = _INDEX.get(id(cands))
-    if hit is None or hit[0] is not cands:
-        hit = _INDEX[id(cands)] = (cands, cands.index())
-    return hit[1]
-
-
 def baseline_scores(
     roots: np.ndarray,
     anchor: int,
@@ -146,12 +135,13 @@ def baseline_scores(
     relation: int,
     head_name: str,
     cands: Candidates,
+    index: dict[tuple[int, ...], int],
     lookup: NameLookup,
     begins: np.ndarray,
     ends: np.ndarray,
 ) -> dict[str, torch.Tensor]:
-    """Every rule's scores (C,) for one question."""
-    index = _index(cands)
+    """Every rule's scores (C,) for one question; `index` is `cands.index()`, built once per
+    relation by the caller (it is O(C) in Python and C reaches 20K)."""
     freq = cands.train_count.astype(np.float64)
     close = copy_closeness(np.asarray(roots), anchor, head_end, cands, begins, ends, index)
     named = lookup.counts_for(head_name, relation, cands, index)

@@ -152,14 +152,11 @@ def masked_accuracy(
         labels = batch["labels"]
         sel = labels != IGNORE
         right = torch.zeros_like(sel)
-        sel_roots = sel.clone()
-        sel_roots[:, R:] = False
-        right[sel_roots] = model.logits(hidden[sel_roots]).argmax(-1) == labels[sel_roots]
-        b, p = torch.nonzero(sel[:, R:], as_tuple=True)
-        leaf = model.leaf_logprobs(hidden, batch, b, p + R)
-        right[b, p + R] = leaf.argmax(-1) == labels[b, p + R]
+        b, p = torch.nonzero(sel[:, :R], as_tuple=True)  # masked roots: the vocabulary head
+        right[b, p] = model.logits(hidden[b, p]).argmax(-1) == labels[b, p]
         mlm += [int(right[:, :R].sum()), int(sel[:, :R].sum())]
-        b, p = torch.nonzero(sel[:, R:], as_tuple=True)
+        b, p = torch.nonzero(sel[:, R:], as_tuple=True)  # masked leaves: with the copy path
+        right[b, p + R] = model.leaf_logprobs(hidden, batch, b, p + R).argmax(-1) == labels[b, p + R]
         k = p // L
         rel, copy = batch["group_relation"][b, k], batch["group_copyable"][b, k].long()
         ok = right[:, R:][b, p]
@@ -338,6 +335,7 @@ def tail_prediction(
                 h.relation,
                 head_name.get(h.head, h.head.rsplit(".", 1)[-1]),
                 c,
+                idx,
                 lookup,
                 begins,
                 ends,
