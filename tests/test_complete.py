@@ -6,6 +6,7 @@ import torch
 
 from graphmer.complete import (
     Candidates,
+    GroupOutput,
     Question,
     answer,
     leaf_logprobs,
@@ -54,17 +55,47 @@ def test_variants_mask_the_group_with_each_length_and_code_only_empties_the_rest
     assert (alone["input_ids"][:R] == q.item["input_ids"][:R]).all()  # the code is untouched
 
 
-def test_batched_scores_equal_each_candidate_scored_alone(setup):
+def _by_hand(out, ids) -> float:
+    """log((1 - g) prod_s p(t_s) + g * sum of the pointer's mass on the starts that spell ids)."""
+    tokens = sum(float(out.vocab[k, t]) for k, t in enumerate(ids))
+    keep = np.exp(out.log_keep + tokens)
+    if out.log_attn is None:
+        return float(np.log(keep))
+    roots = out.root_ids.tolist()
+    mass = sum(
+        float(out.log_attn[j].exp())
+        for j in range(len(roots) - len(ids) + 1)
+        if roots[j : j + len(ids)] == list(ids)
+    )
+    return float(np.log(keep + np.exp(out.log_gate) * mass))
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_batched_scores_equal_each_candidate_scored_alone(setup, copy):
     ds, model, index = setup
+    if not copy:
+        torch.manual_seed(0)
+        model = GraphMERT(tiny_config(len(ds.begins), copy=False)).eval()
     q = question(ds, index, 0)
-    cands = Candidates.from_lists([[7], [9, 11], [12, 13, 14], [7, 7]], ["a", "b", "c", "d"], [0, 0, 0, 0], L)
+    roots = q.item["input_ids"][:R].tolist()
+    # three candidates written in the window (copyable), three not
+    words = [
+        [roots[j]] for j in range(R) if q.item["word_start"][j] and q.item["word_stop"][j] and roots[j] >= 5
+    ][:3]
+    assert len(words) == 3
+    ids = words + [[7], [9, 11], [12, 13, 14]]
+    ids = [x for i, x in enumerate(ids) if x not in ids[:i]]
+    cands = Candidates.from_lists(ids, [str(i) for i in range(len(ids))], [0] * len(ids), L)
     (batched,) = answer(model, [q], [cands], graph=True, batch_size=2)
+    copied = 0
     for i in range(len(cands)):
         n = int(cands.lengths[i])
         (v,) = masked_variants(q.item, q.anchor, q.relation, q.head_end, [n], R, L)
-        (lp,) = leaf_logprobs(model, [v], [q.anchor], [n])
-        alone = sum(float(lp[k, cands.ids[i, k]]) for k in range(n)) + float(cands.log_length_prior[n])
+        (out,) = leaf_logprobs(model, [v], [q.anchor], [n])
+        alone = _by_hand(out, cands.ids[i, :n].tolist()) + float(cands.log_length_prior[n])
         assert float(batched[i]) == pytest.approx(alone, abs=1e-4)
+        copied += out.log_attn is not None and i < len(words)
+    assert copied == (len(words) if copy else 0)
 
 
 def test_scores_do_not_depend_on_the_true_tail(setup):
@@ -80,13 +111,24 @@ def test_scores_do_not_depend_on_the_true_tail(setup):
     assert torch.allclose(a, b)
 
 
-def test_score_gathers_the_right_rows():
+def test_score_gathers_the_right_rows_and_adds_the_pointer_mass_of_each_occurrence():
     lp = {1: torch.log_softmax(torch.randn(1, 10), -1), 2: torch.log_softmax(torch.randn(2, 10), -1)}
     cands = Candidates.from_lists([[3], [4, 5], [1, 2, 3]], ["a", "b", "c"], [0, 0, 0], 3)
-    s = score_candidates(lp, cands) - cands.log_length_prior[cands.lengths]
+    s = (
+        score_candidates({n: GroupOutput(v) for n, v in lp.items()}, cands)
+        - cands.log_length_prior[cands.lengths]
+    )
     assert float(s[0]) == pytest.approx(float(lp[1][0, 3]))
     assert float(s[1]) == pytest.approx(float(lp[2][0, 4] + lp[2][1, 5]))
     assert s[2] == float("-inf")  # no length-3 variant: never ranked above a scored candidate
+    # the pointer of the length-2 variant: half its mass on each of two starts spelling `4 5`
+    roots = torch.tensor([4, 5, 9, 4, 5, 6])
+    attn = torch.tensor([0.5, 0.0, 0.0, 0.5, 0.0, 0.0]).log()
+    half = torch.tensor(0.5).log()
+    out = {2: GroupOutput(lp[2], float(half), float(half), attn, roots)}
+    s = score_candidates(out, cands) - cands.log_length_prior[cands.lengths]
+    vocab = float((lp[2][0, 4] + lp[2][1, 5]).exp())
+    assert float(s[1]) == pytest.approx(np.log(0.5 * vocab + 0.5 * 1.0), abs=1e-5)
 
 
 def test_the_length_prior_is_the_training_graph_length_distribution():

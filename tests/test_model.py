@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphmer.data import LeafyChains, collate, compact
+from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact
 from graphmer.model import (
     COPY_OFFSETS,
     HGAT,
@@ -16,6 +16,7 @@ from graphmer.model import (
     GraphMERT,
     ModelConfig,
     count_parameters,
+    span_matches,
 )
 from tests.tiny import L, R, build_tiny, tiny_config
 
@@ -27,9 +28,16 @@ def tiny(tmp_path_factory):
     return build_tiny(tmp_path_factory.mktemp("tiny"))
 
 
-def batch_of(tiny, n=4, keep_all=False, epoch=0):
+def batch_of(tiny, n=4, keep_all=False, epoch=0, masking=None):
     root = tiny["root"]
-    ds = LeafyChains(root / "samples/train.parquet", root / "samples/tails.parquet", tiny["vocab"], R, L)
+    ds = LeafyChains(
+        root / "samples/train.parquet",
+        root / "samples/tails.parquet",
+        tiny["vocab"],
+        R,
+        L,
+        masking or Masking(),
+    )
     full = collate([ds.draw(i, epoch) for i in range(n)])
     return compact(full, R, L, keep_all=keep_all)
 
@@ -137,7 +145,7 @@ def test_loss_falls_when_overfitting_one_batch(tiny):
 
     torch.manual_seed(0)
     net = Pretrainer(tiny_config(tiny["vocab_size"]))
-    b = batch_of(tiny, n=8)
+    b = batch_of(tiny, n=8, masking=Masking(leaf_mask_prob=0.5))
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
     losses = []
     for _ in range(60):
@@ -149,6 +157,7 @@ def test_loss_falls_when_overfitting_one_batch(tiny):
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
     assert out["mlm_correct"] / out["mlm_count"] > 0.8
+    assert out["mnm_count"] > 0 and out["mnm_correct"] / out["mnm_count"] > 0.8
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -177,81 +186,156 @@ def _leaf_positions(batch):
     return b, R + k * L  # the first slot of every filled group
 
 
-def test_a_gate_forced_to_copy_puts_all_mass_on_the_window_roots(tiny):
-    batch = batch_of(tiny)
+def _groups_with_tails(batch):
+    """Every filled leaf group's first slot and its tail (the labels where masked), IGNORE-padded."""
+    b, first = _leaf_positions(batch)
+    slots = first[:, None] + torch.arange(L)
+    tails = torch.where(
+        batch["labels"][b[:, None], slots] != IGNORE,
+        batch["labels"][b[:, None], slots],
+        batch["input_ids"][b[:, None], slots],
+    )
+    return b, first, torch.where(batch["attention_mask"][b[:, None], slots], tails, IGNORE)
+
+
+def test_a_gate_forced_to_copy_gives_mass_only_to_tails_written_in_the_window(tiny):
+    batch = batch_of(tiny, n=8)
     model = _copy_model(tiny["vocab_size"], gate_bias=1e4)
+    b, first, targets = _groups_with_tails(batch)
     with torch.no_grad():
         hidden = model(*(batch[k] for k in INPUTS))
-        b, p = _leaf_positions(batch)
-        logp = model.leaf_logprobs(hidden, batch, b, p)
-    prob = logp.exp()
-    assert len(b) > 0 and torch.allclose(prob.sum(-1), torch.ones(len(b)), atol=1e-4)
+        ptr = model.pointer(hidden, batch, b, first)
+        logp, _ = model.tail_logprobs(hidden, batch, b, first, targets)
+    real = targets != IGNORE
+    written = span_matches(batch["input_ids"][b, :R], targets, real.sum(1)) & torch.isfinite(ptr.log_attn)
+    can_copy = torch.isfinite(ptr.log_attn).any(1)
+    assert written.any(1).sum() > 0 and (~written.any(1) & can_copy).sum() > 0
+    assert torch.allclose(ptr.log_attn[can_copy].exp().sum(1), torch.ones(int(can_copy.sum())), atol=1e-4)
     for i in range(len(b)):
-        roots = batch["input_ids"][b[i], :R][batch["attention_mask"][b[i], :R]]
-        copyable = torch.zeros(tiny["vocab_size"], dtype=torch.bool)
-        copyable[roots[roots >= 5]] = True
-        assert prob[i, copyable].sum() == pytest.approx(1.0, abs=1e-4)
-        assert prob[i, ~copyable].max() < 1e-6
+        if written[i].any():  # exactly the pointer's mass on the starts that spell it
+            assert float(logp[i]) == pytest.approx(
+                float(torch.logsumexp(ptr.log_attn[i][written[i]], 0)), abs=1e-4
+            )
+        elif can_copy[i]:
+            assert logp[i] < -1000  # not in the window: nothing left for the vocabulary
 
 
-def test_the_pointer_copies_the_token_of_the_root_it_attends_to():
-    """q and k are the identity: a leaf state aligned with one root's state points at that root,
-    and with the gate forced to copy, all probability goes to that root's token id, summed over
-    every root holding it."""
-    cfg = ModelConfig(vocab_size=50, roots=6, leaves=2, hidden=8, heads=2, layers=1, ffn=16)
+def _identity_pointer(cfg: ModelConfig) -> CopyHead:
     head = CopyHead(cfg)
     with torch.no_grad():
         for lin in (head.q, head.k):
-            lin.weight.copy_(torch.eye(8))
+            lin.weight.copy_(torch.eye(cfg.hidden))
             lin.bias.zero_()
         head.gate.weight.zero_()
         head.gate.bias.fill_(1e4)
+    return head
+
+
+def test_the_pointer_starts_the_span_at_the_root_it_attends_to():
+    """q and k are the identity: a group whose first slot is aligned with one root's state puts
+    its start there, unless no tail may start there."""
+    cfg = ModelConfig(vocab_size=50, roots=6, leaves=2, hidden=8, heads=2, layers=1, ffn=16)
+    head = _identity_pointer(cfg)
     roots = torch.zeros(1, 6, 8)
     roots[0, :, 1] = 1.0
-    roots[0, 4] = torch.eye(8)[0]  # root 4 alone points the same way as the leaf
-    leaf = 40.0 * torch.eye(8)[:1]
-    root_ids = torch.tensor([[7, 8, 9, 10, 42, 11]])
-    vocab = torch.log_softmax(torch.randn(1, 50), -1)
-    offset, rel = torch.arange(6)[None, :] - 1, torch.tensor([4])  # the leaf hangs from root 1
-    logp = head(vocab, leaf, roots, root_ids, torch.ones(1, 6, dtype=torch.bool), offset, rel)
-    assert int(logp.argmax()) == 42 and logp[0, 42].exp() > 0.99
-    # a masked-out root cannot be copied, however well it matches
+    roots[0, 3] = torch.eye(8)[0]  # root 3 alone points the same way as the query
+    query = 40.0 * torch.eye(8)[:1]
+    from_head = torch.arange(6)[None, :] - 1  # the group hangs from root 1 ...
+    from_end = from_head - 1  # ... a head of one token
     ok = torch.ones(1, 6, dtype=torch.bool)
-    ok[0, 4] = False
-    assert head(vocab, leaf, roots, root_ids, ok, offset, rel)[0, 42].exp() < 1e-6
+    ptr = head(query, roots, ok, from_head, from_end, torch.tensor([4]))
+    assert int(ptr.log_attn.argmax()) == 3 and ptr.log_attn[0, 3].exp() > 0.99 and ptr.log_gate.exp() > 0.99
+    ok[0, 3] = False
+    ptr = head(query, roots, ok, from_head, from_end, torch.tensor([4]))
+    assert ptr.log_attn[0, 3] == float("-inf") and torch.isclose(ptr.log_attn.exp().sum(), torch.tensor(1.0))
+    ptr = head(query, roots, torch.zeros(1, 6, dtype=torch.bool), from_head, from_end, torch.tensor([4]))
+    assert ptr.log_gate == float("-inf") and ptr.log_keep == 0  # nothing to copy: the vocabulary
+
+
+def test_span_matches_finds_every_start_that_spells_the_tail():
+    roots = torch.tensor([[4, 5, 9, 4, 5, 4]])
+    assert span_matches(roots, torch.tensor([[4, 5, IGNORE]]), torch.tensor([2])).tolist() == [
+        [True, False, False, True, False, False]
+    ]
+    assert span_matches(roots, torch.tensor([[4, IGNORE, IGNORE]]), torch.tensor([1]))[
+        0
+    ].nonzero().tolist() == [[0], [3], [5]]
 
 
 def test_the_pointer_learns_where_a_relations_tail_stands():
     """With no content match at all, the per-relation offset bias alone points at the root two
-    tokens after the head for relation 4 (a base class after `class Name(`), not for relation 8."""
+    tokens past the head for relation 4 (a base class after `class Name(`), not for relation 8."""
     cfg = ModelConfig(vocab_size=50, roots=6, leaves=2, hidden=8, heads=2, layers=1, ffn=16)
-    head = CopyHead(cfg)
+    head = _identity_pointer(cfg)
     with torch.no_grad():
         head.q.weight.zero_()
-        head.q.bias.zero_()
-        head.gate.weight.zero_()
-        head.gate.bias.fill_(1e4)
-        head.offset_bias[4, COPY_OFFSETS + 2] = 30.0
-    root_ids = torch.tensor([[7, 8, 9, 10, 42, 11]] * 2)
-    offset = torch.arange(6)[None, :].expand(2, 6) - 2  # both leaves hang from root 2
-    vocab = torch.log_softmax(torch.zeros(2, 50), -1)
+        head.end_bias[4, COPY_OFFSETS + 1] = 30.0
+    from_head = torch.arange(6)[None, :].expand(2, 6) - 2  # both groups hang from root 2 ...
+    from_end = from_head - 1  # ... a head of one token
     ok = torch.ones(2, 6, dtype=torch.bool)
-    logp = head(vocab, torch.randn(2, 8), torch.randn(2, 6, 8), root_ids, ok, offset, torch.tensor([4, 8]))
-    assert logp[0, 42].exp() > 0.99
-    assert logp[1].exp().max() < 0.2  # relation 8 has no preference: spread over the six roots
+    ptr = head(torch.randn(2, 8), torch.randn(2, 6, 8), ok, from_head, from_end, torch.tensor([4, 8]))
+    assert ptr.log_attn[0, 4].exp() > 0.99
+    assert ptr.log_attn[1].exp().max() < 0.2  # relation 8 has no preference: spread over the six roots
 
 
 def test_a_gate_forced_to_the_vocabulary_is_the_plain_softmax(tiny):
     batch = batch_of(tiny)
     model = _copy_model(tiny["vocab_size"], gate_bias=-1e4)
+    b, first, targets = _groups_with_tails(batch)
     with torch.no_grad():
         hidden = model(*(batch[k] for k in INPUTS))
-        b, p = _leaf_positions(batch)
-        mixed = model.leaf_logprobs(hidden, batch, b, p)
-        plain = torch.log_softmax(model.logits(hidden[b, p]), -1)
-    assert torch.allclose(mixed, plain, atol=1e-5)
+        mixed, _ = model.tail_logprobs(hidden, batch, b, first, targets)
+        plain = torch.zeros(len(b))
+        for s in range(L):
+            real = targets[:, s] != IGNORE
+            lp = torch.log_softmax(model.logits(hidden[b[real], first[real] + s]), -1)
+            plain[real] += lp.gather(1, targets[real, s][:, None])[:, 0]
+    assert torch.allclose(mixed, plain, atol=1e-4)
 
 
 def test_without_the_copy_path_there_is_no_copy_head(tiny):
     model = GraphMERT(tiny_config(tiny["vocab_size"], copy=False))
     assert model.copy is None and not any("copy" in k for k in model.state_dict())
+
+
+def test_a_tail_may_start_only_at_whole_words_of_the_groups_length(tiny):
+    """A group of l slots copies a run of l real roots that is a whole word: never `Base` out of
+    `BaseView` for l = 1."""
+    batch = batch_of(tiny, n=8)
+    model = _copy_model(tiny["vocab_size"], gate_bias=0.0)
+    b, first = _leaf_positions(batch)
+    with torch.no_grad():
+        ptr = model.pointer(model(*(batch[k] for k in INPUTS)), batch, b, first)
+    checked = 0
+    for i in range(len(b)):
+        n = int(batch["attention_mask"][b[i], first[i] : first[i] + L].sum())
+        ids, real = batch["input_ids"][b[i], :R], batch["attention_mask"][b[i], :R]
+        start, stop = batch["word_start"][b[i]], batch["word_stop"][b[i]]
+        allowed = [
+            j
+            for j in range(R - n + 1)
+            if start[j] and stop[j + n - 1] and bool((real[j : j + n] & (ids[j : j + n] >= 5)).all())
+        ]
+        assert torch.isfinite(ptr.log_attn[i]).nonzero()[:, 0].tolist() == allowed
+        checked += bool(allowed) and len(allowed) < int(real.sum())
+    assert checked > 0
+
+
+def test_gradients_stay_finite_when_a_tail_cannot_be_copied(tiny):
+    """Masked tails written nowhere in their window (and windows with nothing to copy) give the
+    copy path an empty sum: its log is -inf, and its gradient must be zero, not NaN."""
+    from graphmer.model import masked_groups
+    from graphmer.train import Pretrainer
+
+    torch.manual_seed(0)
+    net = Pretrainer(tiny_config(tiny["vocab_size"]))
+    batch = batch_of(tiny, n=8, masking=Masking(leaf_mask_prob=1.0))
+    batch["attention_mask"][0, :R] = False  # a window with no code at all
+    b, _, targets = masked_groups(batch, R, L)
+    ids = batch["input_ids"][b, :R]
+    assert (~span_matches(ids, targets, (targets != IGNORE).sum(1)).any(1)).any()
+    out = net(batch)
+    (out["mlm_loss"] + out["mnm_loss"] + 0.1 * out["constraint_loss"]).backward()
+    assert torch.isfinite(out["mnm_loss"])
+    for name, p in net.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), name

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 import torch
 
 from graphmer.complete import Candidates
+from graphmer.data import word_bounds
 from graphmer.tokenizer import leaf_ids
 
 RULES = ("frequency", "copy", "name_lookup", "copy_name")
@@ -40,14 +41,7 @@ def identifier_runs(
     """Every run roots[p:p+l], 1 <= l <= max_len, that is a whole word (`get` is not found inside
     `get_user` tokenized as `get` `_user`) -> its start positions."""
     n = len(roots)
-    starts = begins[roots].copy()
-    starts[1:] |= ends[roots[:-1]]
-    if n:
-        starts[0] = True
-    stops = ends[roots].copy()
-    stops[:-1] |= begins[roots[1:]]
-    if n:
-        stops[-1] = True
+    starts, stops = word_bounds(roots, begins, ends)
     runs: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for p in np.flatnonzero(starts).tolist():
         for q in range(p, min(p + max_len, n)):

@@ -4,9 +4,11 @@ A question is a window (an item of `LeafyChains.inject`, or one built from a use
 file) and the root `anchor` of a head whose leaf group should hold a tail of relation r.
 For each tail length l the group holds l [MASK] tokens with relation r (every other
 group as it is, or emptied for the code-only baseline). One batched forward pass over
-those length variants gives log p(token) at every masked slot, and a candidate of
-length l scores the sum of its tokens' log-probabilities in the length-l variant: the
-candidates are gathered from those few rows, never run one by one, and no variant
+those length variants gives log p(token) at every masked slot and, with the copy path,
+the pointer's mass on each start of a whole word of length l; a candidate of length l
+scores log((1 - g) prod p(token) + g * sum of the pointer's mass on its occurrences) in
+the length-l variant: the candidates are gathered from those few rows, never run one
+by one, and no variant
 reveals how long the true tail is. A variant tells the model that l tokens are
 missing (in training a masked group always held its tail's length), so those token
 probabilities are conditional on l; adding log p(l | r), the length distribution of
@@ -16,7 +18,7 @@ r's tails in the training graph, makes each score the log-probability of the who
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +27,8 @@ import pyarrow.compute as pc
 import torch
 
 from graphmer import GraphmerError
-from graphmer.data import IGNORE, bare_window, collate, compact
-from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig
+from graphmer.data import IGNORE, bare_window, collate, compact, word_bounds, word_starts
+from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT, ModelConfig
 from graphmer.tokenizer import IDENTIFIER, MASK, PAD, leaf_ids
 from graphmer.tokenizer import load as load_tokenizer
 
@@ -88,6 +90,7 @@ class Candidates:
     names: list[str]
     train_count: np.ndarray  # (C,) triples with this tail in the training graph
     log_length_prior: torch.Tensor  # (L+1,) log p(length) over the training graph's triples, add-one
+    _index: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, table: pa.Table, relation: int, leaves: int) -> Candidates:
@@ -112,7 +115,10 @@ class Candidates:
         return len(self.names)
 
     def index(self) -> dict[tuple[int, ...], int]:
-        return {tuple(self.ids[i, : self.lengths[i]].tolist()): i for i in range(len(self))}
+        """Leaf tokens -> candidate row (built once)."""
+        if self._index is None:
+            self._index = {tuple(self.ids[i, : self.lengths[i]].tolist()): i for i in range(len(self))}
+        return self._index
 
     def present_lengths(self) -> list[int]:
         return sorted(set(self.lengths.tolist()))
@@ -132,7 +138,9 @@ def masked_variants(
     one per l in `lengths`; `graph=False` empties every other leaf group (code only)."""
     R, L = roots, leaves
     if not graph:
-        item = bare_window(item["input_ids"][: int(item["attention_mask"][:R].sum())], R, L)
+        n = int(item["attention_mask"][:R].sum())
+        bounds = (item["word_start"][:n], item["word_stop"][:n]) if "word_start" in item else None
+        item = bare_window(item["input_ids"][:n], R, L, bounds)
     out = []
     for length in lengths:
         v = {k: x.copy() for k, x in item.items()}
@@ -148,35 +156,69 @@ def masked_variants(
     return out
 
 
+@dataclass
+class GroupOutput:
+    """What the model says about one masked leaf group of length l: log p over the vocabulary per
+    slot (l, V) and, with the copy path, its pointer: log g, log (1 - g) and log a over the
+    window's roots (-inf where no tail of length l starts), with the roots' token ids."""
+
+    vocab: torch.Tensor
+    log_gate: float = float("-inf")
+    log_keep: float = 0.0
+    log_attn: torch.Tensor | None = None
+    root_ids: torch.Tensor | None = None
+
+
 @torch.no_grad()
 def leaf_logprobs(
     model: GraphMERT, variants: list[dict[str, np.ndarray]], anchors: list[int], lengths: list[int]
-) -> list[torch.Tensor]:
-    """One forward pass over `variants`; for each, log p (l, vocab) at its l masked slots."""
+) -> list[GroupOutput]:
+    """One forward pass over `variants`; for each, the model's output on its masked group."""
     R, L = model.cfg.roots, model.cfg.leaves
     batch = compact(collate(variants), R, L)
     device = next(model.parameters()).device
-    inputs = {k: batch[k].to(device) for k in MODEL_INPUTS}
-    hidden = model(**inputs)
-    b, p = [], []
+    inputs = {k: batch[k].to(device) for k in (*MODEL_INPUTS, *COPY_INPUTS) if k in batch}
+    hidden = model(*(inputs[k] for k in MODEL_INPUTS))
+    b, p, first = [], [], []
     for i, (anchor, length) in enumerate(zip(anchors, lengths)):
         k = int(torch.nonzero(batch["group_root"][i] == anchor)[0, 0])
         b += [i] * length
         p += range(R + k * L, R + k * L + length)
+        first.append(R + k * L)
     b, p = torch.as_tensor(b, device=device), torch.as_tensor(p, device=device)
-    logp = model.leaf_logprobs(hidden, inputs, b, p).cpu()
-    return list(torch.split(logp, lengths))
+    vocab = torch.split(model.vocab_logprobs(hidden, b, p).cpu(), lengths)
+    rows = torch.arange(len(variants), device=device)
+    ptr = model.pointer(hidden, inputs, rows, torch.as_tensor(first, device=device))
+    if ptr is None:
+        return [GroupOutput(v) for v in vocab]
+    root_ids = batch["input_ids"][:, :R]
+    return [
+        GroupOutput(v, float(ptr.log_gate[i]), float(ptr.log_keep[i]), ptr.log_attn[i].cpu(), root_ids[i])
+        for i, v in enumerate(vocab)
+    ]
 
 
-def score_candidates(logp: dict[int, torch.Tensor], cands: Candidates) -> torch.Tensor:
-    """(C,) log p(length) + summed token log-probabilities; logp[l] holds the (l, vocab) rows of
-    the length-l variant."""
+def score_candidates(out: dict[int, GroupOutput], cands: Candidates) -> torch.Tensor:
+    """(C,) log p(length) + log p(tail | length): the vocabulary's summed token log-probabilities,
+    mixed by the gate with the pointer's mass on the starts that spell the candidate; out[l]
+    is the model's output on the length-l variant."""
     scores = torch.full((len(cands),), float("-inf"))
-    for length, lp in logp.items():
+    index = cands.index()
+    for length, o in out.items():
         sel = torch.nonzero(cands.lengths == length)[:, 0]
-        if len(sel):
-            tokens = lp[torch.arange(length)[None, :], cands.ids[sel, :length]].sum(1)
+        if not len(sel):
+            continue
+        tokens = o.vocab[torch.arange(length)[None, :], cands.ids[sel, :length]].sum(1)
+        if o.log_attn is None:
             scores[sel] = tokens + cands.log_length_prior[length]
+            continue
+        copied = torch.full((len(cands),), float("-inf"))
+        for j in torch.nonzero(torch.isfinite(o.log_attn))[:, 0].tolist():
+            i = index.get(tuple(o.root_ids[j : j + length].tolist()))
+            if i is not None:
+                copied[i] = torch.logaddexp(copied[i], o.log_attn[j])
+        mixed = torch.logaddexp(o.log_keep + tokens, o.log_gate + copied[sel])
+        scores[sel] = mixed + cands.log_length_prior[length]
     return scores
 
 
@@ -202,7 +244,7 @@ def answer(
             lengths, masked_variants(q.item, q.anchor, q.relation, q.head_end, lengths, R, L, graph)
         ):
             jobs.append((qi, length, v))
-    logp: list[dict[int, torch.Tensor]] = [{} for _ in questions]
+    logp: list[dict[int, GroupOutput]] = [{} for _ in questions]
     for lo in range(0, len(jobs), batch_size):
         chunk = jobs[lo : lo + batch_size]
         rows = leaf_logprobs(
@@ -259,10 +301,13 @@ def find_head(path: Path, data: bytes, entity: str) -> tuple[tuple[int, int], st
     raise GraphmerError(f"entity {entity!r} is not defined in {path} (it defines: {names})")
 
 
-def code_window(ids: list[int], first: int, roots: int, leaves: int) -> tuple[dict[str, np.ndarray], int]:
+def code_window(
+    ids: list[int], first: int, roots: int, leaves: int, tok
+) -> tuple[dict[str, np.ndarray], int]:
     """An unmasked window of R roots around token `first` (a quarter of it before), no leaves."""
     start = max(0, min(first - roots // 4, len(ids) - roots))
-    return bare_window(np.asarray(ids[start : start + roots], np.int64), roots, leaves), start
+    window = np.asarray(ids[start : start + roots], np.int64)
+    return bare_window(window, roots, leaves, word_bounds(window, *word_starts(tok.get_vocab()))), start
 
 
 def predict(
@@ -305,7 +350,7 @@ def predict(
     ends = np.asarray([e for _, e in enc.offsets], dtype=np.int64)
     chars = char_offsets(data, text, np.asarray([span], dtype=np.int64))
     first, last = mention_tokens(ends, chars[:, 0], chars[:, 1])
-    item, start = code_window(enc.ids, int(first[0]), R, L)
+    item, start = code_window(enc.ids, int(first[0]), R, L, tok)
     anchor = int(first[0]) - start
     head_end = min(int(last[0]) + 1 - start, R)
 

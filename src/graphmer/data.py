@@ -13,7 +13,8 @@ Masked positions become [MASK] 80%, a random token 10%, themselves 10%.
 An item: input_ids (N,), labels (N,) with -100 where nothing is predicted,
 attention_mask (N,) True for real tokens, leaf_relation (R,) (-1: empty group),
 head_end (R,) (head tokens of group i are roots i..head_end[i]-1), leaf_tail (R,)
-(row of tails.parquet, -1: empty), leaf_copyable (R,), with N = R + R*L.
+(row of tails.parquet, -1: empty), leaf_copyable (R,), word_start and word_stop (R,)
+(`word_bounds` of the roots as the model sees them), with N = R + R*L.
 """
 
 from __future__ import annotations
@@ -69,20 +70,41 @@ def _word_char(c: str) -> bool:
     return (c.isalnum() and c not in _BYTE_LEVEL_SPACE) or c in "_$"
 
 
-def bare_window(roots: np.ndarray, R: int, L: int) -> dict[str, np.ndarray]:
-    """An unmasked item holding `roots` (<= R code tokens, padded) with every leaf group empty."""
+def word_bounds(roots: np.ndarray, begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per root: does a word start there, does one end there (token ids -> `word_starts` flags).
+    roots[p:q+1] is a whole word (`get` not inside `get_user` = `get` `_user`) iff starts[p] and
+    stops[q]; the window's first and last roots count as edges."""
+    starts, stops = begins[roots].copy(), ends[roots].copy()
+    starts[1:] |= ends[roots[:-1]]
+    stops[:-1] |= begins[roots[1:]]
+    if len(roots):
+        starts[0] = stops[-1] = True
+    return starts, stops
+
+
+def bare_window(
+    roots: np.ndarray, R: int, L: int, bounds: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """An unmasked item holding `roots` (<= R code tokens, padded) with every leaf group empty;
+    `bounds` (`word_bounds` of roots) tells the copy path where words start and end (without
+    them, every root counts as a word of its own and a tail may be copied from any run)."""
     ids = np.full(R + R * L, PAD, np.int64)
     ids[: len(roots)] = roots
     attn = np.zeros(R + R * L, bool)
     attn[: len(roots)] = True
-    return {
+    item = {
         "input_ids": ids,
         "attention_mask": attn,
         "leaf_relation": np.full(R, -1, np.int64),
         "head_end": np.arange(1, R + 1, dtype=np.int64),  # group i's head: root i alone
         "leaf_tail": np.full(R, -1, np.int64),
         "leaf_copyable": np.zeros(R, bool),
+        "word_start": np.ones(R, bool),
+        "word_stop": np.ones(R, bool),
     }
+    if bounds is not None:
+        item["word_start"][: len(roots)], item["word_stop"][: len(roots)] = bounds
+    return item
 
 
 class LeafyChains(torch.utils.data.Dataset):
@@ -146,6 +168,7 @@ class LeafyChains(torch.utils.data.Dataset):
         labels = np.full(len(ids), IGNORE, np.int64)
         self._mask_roots(rng, ids, labels, n)
         self._mask_leaves(rng, ids, labels, item["leaf_relation"])
+        item["word_start"][:n], item["word_stop"][:n] = word_bounds(ids[:n], self.begins, self.ends)
         return {"input_ids": ids, "labels": labels, **{k: v for k, v in item.items() if k != "input_ids"}}
 
     def inject(
@@ -157,7 +180,8 @@ class LeafyChains(torch.utils.data.Dataset):
         repeats its tail text: evaluation masks that group and asks for the tail.
         """
         R, L = self.R, self.L
-        item = bare_window(self.roots_ids[index], R, L)
+        roots = self.roots_ids[index]
+        item = bare_window(roots, R, L, word_bounds(roots, self.begins, self.ends))
         ids, attn, rel = item["input_ids"], item["attention_mask"], item["leaf_relation"]
         head_end, tail, copyable = item["head_end"], item["leaf_tail"], item["leaf_copyable"]
         anchor, end, relation, tails, copy = self.cands[index]
@@ -195,11 +219,7 @@ class LeafyChains(torch.utils.data.Dataset):
         if n == 0:
             return
         target = max(1, round(self.m.mask_rate * n))
-        root_ids = ids[:n]
-        starts = self.begins[root_ids].copy()
-        starts[1:] |= self.ends[root_ids[:-1]]
-        starts[0] = True
-        candidates = np.flatnonzero(starts)
+        candidates = np.flatnonzero(word_bounds(ids[:n], self.begins, self.ends)[0])
         masked = np.zeros(n, bool)
         count = 0
         for s in rng.permutation(candidates):
@@ -295,4 +315,5 @@ def compact(
         "group_head_end": torch.where(valid, full["head_end"].gather(1, order), 0),
         "group_tail": torch.where(valid, full["leaf_tail"].gather(1, order), -1),
         "group_copyable": valid & full["leaf_copyable"].gather(1, order),
+        **{k: full[k] for k in ("word_start", "word_stop") if k in full},
     }

@@ -40,7 +40,7 @@ from graphmer import GraphmerError, atomic, baselines, progress_bar
 from graphmer.complete import Candidates, Question, answer, load_model, rank_metrics
 from graphmer.config import EvaluateConfig, SamplesConfig
 from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact, word_starts
-from graphmer.model import MODEL_INPUTS, GraphMERT
+from graphmer.model import MODEL_INPUTS, GraphMERT, masked_groups
 from graphmer.relations import RELATION_NAMES
 from graphmer.split import read_split
 from graphmer.tokenizer import leaf_ids
@@ -150,25 +150,17 @@ def masked_accuracy(
         batch = compact(collate([ds.draw(int(i), 0) for i in order[lo : lo + batch_size]]), R, L)
         hidden = model(*(batch[k] for k in MODEL_INPUTS))
         labels = batch["labels"]
-        sel = labels != IGNORE
-        right = torch.zeros_like(sel)
-        b, p = torch.nonzero(sel[:, :R], as_tuple=True)  # masked roots: the vocabulary head
-        right[b, p] = model.logits(hidden[b, p]).argmax(-1) == labels[b, p]
-        mlm += [int(right[:, :R].sum()), int(sel[:, :R].sum())]
-        b, p = torch.nonzero(sel[:, R:], as_tuple=True)  # masked leaves: with the copy path
-        right[b, p + R] = model.leaf_logprobs(hidden, batch, b, p + R).argmax(-1) == labels[b, p + R]
-        k = p // L
+        b, p = torch.nonzero(labels[:, :R] != IGNORE, as_tuple=True)  # masked roots: the vocabulary head
+        mlm += [int((model.logits(hidden[b, p]).argmax(-1) == labels[b, p]).sum()), len(b)]
+        b, first, targets = masked_groups(batch, R, L)  # masked tails: with the copy path
+        _, guess = model.tail_logprobs(hidden, batch, b, first, targets)
+        real = targets != IGNORE
+        k = (first - R) // L
         rel, copy = batch["group_relation"][b, k], batch["group_copyable"][b, k].long()
-        ok = right[:, R:][b, p]
-        groups: dict[tuple[int, int], list[bool]] = defaultdict(list)
+        right_tokens = ((guess == targets) & real).sum(1)
         for i in range(len(b)):
-            groups[(int(b[i]), int(k[i]))].append(bool(ok[i]))
-            mnm[rel[i], copy[i], 0] += 1
-            mnm[rel[i], copy[i], 1] += bool(ok[i])
-        for (bi, ki), oks in groups.items():
-            r, c = int(batch["group_relation"][bi, ki]), int(batch["group_copyable"][bi, ki])
-            mnm[r, c, 2] += 1
-            mnm[r, c, 3] += all(oks)
+            n = int(real[i].sum())
+            mnm[rel[i], copy[i]] += [n, int(right_tokens[i]), 1, int(right_tokens[i]) == n]
 
     def summary(m: np.ndarray) -> dict:
         tokens, right_tokens, groups, exact = m

@@ -19,12 +19,13 @@ Design choices:
 - Attention through F.scaled_dot_product_attention with the summed bias and
   key-padding mask as one float attn_mask, shared by all layers.
 - One MLM head, tied to the token embedding, predicts masked roots and leaves.
-- Copy path (`copy`): a leaf may also point at the window's roots (pointer-generator,
-  See et al., ACL 2017): attention from the leaf state over the root states gives a
-  distribution over the root tokens' ids, and a learned gate mixes it with the vocabulary
-  softmax. Most tails of code relations (bases, annotations, decorators, callees) are
-  written in the code next to their head, and the tokenizer gives a name the same ids in
-  the code and in the leaves, so copying is a lookup the model can learn in few steps.
+- Copy path (`copy`): a leaf group may also copy its whole tail from the window's roots
+  (pointer-generator, See et al., ACL 2017, at the level of a tail): attention from the
+  group's first slot over the roots picks where the tail starts, and a learned gate mixes
+  that span with the vocabulary's tokens. Most tails of code relations (bases,
+  annotations, decorators, callees) are written in the code next to their head, and the
+  tokenizer gives a name the same ids in the code and in the leaves, so copying is a
+  lookup the model can learn in few steps.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graphmer.data import IGNORE
 from graphmer.tokenizer import SPECIAL_TOKENS
 
 NUM_RELATIONS = 16
 COPY_OFFSETS = 32  # the copy pointer's position bias tells offsets -32..32 from the head apart
 # GraphMERT.forward's arguments, by their names in a (compact) batch of graphmer.data.
 MODEL_INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
+# What the copy path reads besides: where the roots' words start and stop (graphmer.data.word_bounds).
+COPY_INPUTS = ("word_start", "word_stop")
 PRESETS = {
     "tiny": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
     "base": {"layers": 12, "hidden": 768, "heads": 12, "ffn": 3072},
@@ -169,48 +173,71 @@ class HGAT(nn.Module):
 
 
 class CopyHead(nn.Module):
-    """Pointer over the roots: p(v) = (1 - g) p_vocab(v) + g * sum_{j: root_j = v} a_j.
+    """A span pointer over the roots, one per leaf group (pointer-generator at the level of a
+    whole tail): p(tail) = (1 - g) prod_s p_vocab,s(t_s) + g * sum_{j: roots j.. spell the tail} a_j.
 
-    The pointer's score of root j adds to the content match q . k_j a learned bias per relation
-    and signed offset of j from the leaf's own root (clipped to +-`COPY_OFFSETS`): where a tail
-    stands relative to its head (the base class two tokens after the class name, the
-    annotation after the parameter) is what the copy rule knows, and the pointer can learn it
-    per relation without spending attention on it."""
+    The group's first slot attends over the roots where its tail may start (a whole word of
+    the group's length: not `Base` out of `BaseView`) and sets the gate g. A tail of several
+    tokens is copied with one decision, as the copy rule does, so a long copied name costs no
+    more than a short one. The pointer's score of start j adds to the content match q . k_j a
+    learned bias per relation and signed offset of j from the head's first root and from the
+    root just past the head (each clipped to +-`COPY_OFFSETS`): where a tail stands relative to
+    its head (the base class after `class Name(`, the annotation after the parameter) is what
+    the copy rule knows, and the pointer learns it per relation without spending attention on it."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.q, self.k = nn.Linear(cfg.hidden, cfg.hidden), nn.Linear(cfg.hidden, cfg.hidden)
         self.gate = nn.Linear(cfg.hidden, 1)
-        self.offset_bias = nn.Parameter(torch.zeros(NUM_RELATIONS + 1, 2 * COPY_OFFSETS + 1))
+        self.start_bias = nn.Parameter(torch.zeros(NUM_RELATIONS + 1, 2 * COPY_OFFSETS + 1))
+        self.end_bias = nn.Parameter(torch.zeros(NUM_RELATIONS + 1, 2 * COPY_OFFSETS + 1))
 
     def forward(
         self,
-        vocab_logp: torch.Tensor,
-        leaf: torch.Tensor,
+        query: torch.Tensor,
         roots: torch.Tensor,
-        root_ids: torch.Tensor,
-        root_ok: torch.Tensor,
-        offset: torch.Tensor,
+        start_ok: torch.Tensor,
+        from_head: torch.Tensor,
+        from_end: torch.Tensor,
         relation: torch.Tensor,
-    ) -> torch.Tensor:
-        """Mixed log-probabilities (P, V): vocab_logp (P, V) and leaf (P, d) of P leaf positions,
-        roots (P, R, d) the root states of each one's window, root_ids (P, R), root_ok (P, R) the
-        roots that can be copied (real, not special tokens), offset (P, R) each root's index minus
-        the leaf's root index, relation (P,) the leaf's relation (-1: none)."""
-        scores = torch.einsum("pd,prd->pr", self.q(leaf), self.k(roots)) / math.sqrt(leaf.shape[-1])
-        rel = torch.where(relation >= 0, relation, NUM_RELATIONS)
-        bucket = offset.clamp(-COPY_OFFSETS, COPY_OFFSETS) + COPY_OFFSETS
-        scores = scores.float() + self.offset_bias[rel[:, None], bucket]
-        attn = torch.softmax(scores.masked_fill(~root_ok, float("-inf")), dim=-1)
-        attn = torch.nan_to_num(attn)  # a window with nothing to copy: no copy mass
-        copy = torch.zeros_like(vocab_logp).scatter_add_(1, root_ids, attn)  # (P, V)
-        gate = self.gate(leaf).float()  # (P, 1)
-        gate = gate.masked_fill(~root_ok.any(1, keepdim=True), float("-inf"))
-        # log((1-g) p + g c) with log g = logsigmoid(x), log(1-g) = logsigmoid(-x); the clamp keeps
-        # the gradient finite where a token has no copy mass.
-        return torch.logaddexp(
-            F.logsigmoid(-gate) + vocab_logp, F.logsigmoid(gate) + copy.clamp(min=1e-30).log()
-        )
+    ) -> Pointer:
+        """query (G, d) the state of each group's first slot; roots (G, R, d) the root states of its
+        window; start_ok (G, R) where its tail may start; from_head, from_end (G, R) each root's
+        index minus the head's first root and minus the root just past the head; relation (G,)."""
+        scores = torch.einsum("gd,grd->gr", self.q(query), self.k(roots)) / math.sqrt(query.shape[-1])
+        rel = torch.where(relation >= 0, relation, NUM_RELATIONS)[:, None]
+        where = self.start_bias[rel, _bucket(from_head)] + self.end_bias[rel, _bucket(from_end)]
+        scores = scores.float() + where
+        # -inf only where a row keeps a finite score: an all -inf row has NaN gradients
+        scores = scores.masked_fill(~start_ok & start_ok.any(1, keepdim=True), float("-inf"))
+        log_attn = torch.log_softmax(scores, dim=-1).masked_fill(~start_ok, float("-inf"))
+        gate = self.gate(query).float()[:, 0]
+        gate = gate.masked_fill(~start_ok.any(1), float("-inf"))  # nothing to copy: the vocabulary
+        return Pointer(F.logsigmoid(gate), F.logsigmoid(-gate), log_attn)
+
+
+@dataclass
+class Pointer:
+    """Per leaf group: log g, log (1 - g), and log a_j over the roots (-inf where no tail starts)."""
+
+    log_gate: torch.Tensor  # (G,)
+    log_keep: torch.Tensor  # (G,)
+    log_attn: torch.Tensor  # (G, R)
+
+
+def span_matches(root_ids: torch.Tensor, targets: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """(G, R): do roots j .. j+l-1 spell the target (targets (G, L), first `length` tokens)?"""
+    R, L = root_ids.shape[1], targets.shape[1]
+    at = (torch.arange(R, device=root_ids.device)[:, None] + torch.arange(L, device=root_ids.device)).clamp(
+        max=R - 1
+    )
+    same = root_ids[:, at] == targets[:, None, :]  # (G, R, L)
+    beyond = torch.arange(L, device=root_ids.device)[None, :] >= length[:, None]
+    return (same | beyond[:, None, :]).all(-1)
+
+
+def _bucket(offset: torch.Tensor) -> torch.Tensor:
+    return offset.clamp(-COPY_OFFSETS, COPY_OFFSETS) + COPY_OFFSETS
 
 
 # --------------------------------------------------------------------------- transformer
@@ -316,18 +343,77 @@ class GraphMERT(nn.Module):
         """Token logits through the MLM head tied to the token embedding."""
         return self.mlm(hidden) @ self.tok.weight.T + self.mlm_bias
 
-    def leaf_logprobs(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor], b, p) -> torch.Tensor:
-        """log p (P, V) of the tokens at leaf positions (b, p) of a (compact) batch: the vocabulary
-        softmax, mixed with copying from the window's roots when the copy path is on."""
-        vocab = torch.log_softmax(self.logits(hidden[b, p]).float(), dim=-1)
+    def vocab_logprobs(self, hidden: torch.Tensor, b: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """log p (P, V) of the vocabulary head at positions (b, p)."""
+        return torch.log_softmax(self.logits(hidden[b, p]).float(), dim=-1)
+
+    def pointer(
+        self, hidden: torch.Tensor, batch: dict, b: torch.Tensor, first: torch.Tensor
+    ) -> Pointer | None:
+        """The copy path's pointer of the leaf groups whose first slots are at (b, first) of a
+        compact batch (None without the copy path). A tail may start at root j when roots
+        j .. j+l-1 (l the group's length) are real code tokens and, where the batch says where
+        words start and stop (`word_start`, `word_stop`), a whole word."""
         if self.copy is None:
-            return vocab
-        R = self.cfg.roots
+            return None
+        R, L = self.cfg.roots, self.cfg.leaves
+        at = torch.arange(R, device=hidden.device)[None, :]
+        length = batch["attention_mask"][b[:, None], first[:, None] + torch.arange(L, device=b.device)].sum(1)
         root_ids = batch["input_ids"][b, :R]
-        root_ok = batch["attention_mask"][b, :R] & (root_ids >= len(SPECIAL_TOKENS))  # never [MASK]
-        offset = torch.arange(R, device=hidden.device)[None, :] - batch["root_index"][b, p][:, None]
-        relation = batch["leaf_relation"][b, p]
-        return self.copy(vocab, hidden[b, p], hidden[b, :R], root_ids, root_ok, offset, relation)
+        bad = (~(batch["attention_mask"][b, :R] & (root_ids >= len(SPECIAL_TOKENS)))).long()  # never [MASK]
+        bad = F.pad(bad.cumsum(1), (1, 0))  # bad[:, j] = bad roots before j
+        last = at + length[:, None] - 1
+        start_ok = (last < R) & (bad.gather(1, (last + 1).clamp(max=R)) == bad[:, :R])
+        if "word_start" in batch:
+            start_ok &= batch["word_start"][b] & batch["word_stop"][b].gather(1, last.clamp(max=R - 1))
+        return self.copy(
+            hidden[b, first],
+            hidden[b, :R],
+            start_ok,
+            at - batch["root_index"][b, first][:, None],
+            at - batch["head_end"][b, first][:, None],
+            batch["leaf_relation"][b, first],
+        )
+
+    def tail_logprobs(
+        self, hidden: torch.Tensor, batch: dict, b: torch.Tensor, first: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """For leaf groups at (b, first) with target tails (G, L) (`IGNORE` after each tail): log p of
+        each whole tail (G,), vocabulary and copy path mixed, and the greedy guess (G, L): the
+        likelier of the best copied span and the vocabulary's best token per slot."""
+        L = self.cfg.leaves
+        real = targets != IGNORE
+        pos = first[:, None] + torch.arange(L, device=b.device)
+        vocab = self.vocab_logprobs(hidden, b[:, None].expand(-1, L)[real], pos[real])
+        tokens = torch.zeros(real.shape, device=hidden.device)
+        tokens[real] = vocab.gather(1, targets[real][:, None])[:, 0]
+        best = torch.zeros(real.shape, device=hidden.device)
+        guess = torch.full(real.shape, IGNORE, dtype=torch.long, device=b.device)
+        best[real], guess[real] = vocab.max(-1)
+        ptr = self.pointer(hidden, batch, b, first)
+        if ptr is None:
+            return tokens.sum(1), guess
+        root_ids = batch["input_ids"][b, : self.cfg.roots]
+        match = span_matches(root_ids, targets, real.sum(1)) & torch.isfinite(ptr.log_attn)
+        copied = torch.full_like(ptr.log_gate, float("-inf"))
+        some = match.any(1)  # logsumexp of an all -inf row has NaN gradients
+        copied[some] = torch.logsumexp(ptr.log_attn[some].masked_fill(~match[some], float("-inf")), dim=-1)
+        logp = torch.logaddexp(ptr.log_keep + tokens.sum(1), ptr.log_gate + copied)
+        top, j = ptr.log_attn.max(-1)
+        span = root_ids.gather(
+            1, (j[:, None] + torch.arange(L, device=b.device)).clamp(max=self.cfg.roots - 1)
+        )
+        use_copy = (ptr.log_gate + top > ptr.log_keep + best.sum(1))[:, None] & real
+        return logp, torch.where(use_copy, span, guess)
+
+
+def masked_groups(batch: dict, roots: int, leaves: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The masked leaf groups of a compact batch: batch row, position of the first slot, and the
+    target tokens (G, L), `IGNORE` after each tail (a group is masked whole)."""
+    labels = batch["labels"][:, roots:]
+    grouped = labels.reshape(labels.shape[0], -1, leaves)
+    b, k = torch.nonzero((grouped != IGNORE).any(-1), as_tuple=True)
+    return b, roots + k * leaves, grouped[b, k]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -29,7 +29,7 @@ from torch import nn
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SamplesConfig, TrainConfig
 from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact, stream_batch
-from graphmer.model import MODEL_INPUTS, NUM_RELATIONS, GraphMERT, ModelConfig
+from graphmer.model import MODEL_INPUTS, NUM_RELATIONS, GraphMERT, ModelConfig, masked_groups
 from graphmer.tokenizer import load as load_tokenizer
 
 # --------------------------------------------------------------------------- schedules
@@ -70,9 +70,12 @@ class Pretrainer(nn.Module):
         b, p = torch.nonzero(labels[:, :R] != IGNORE, as_tuple=True)
         mlm = torch.log_softmax(m.logits(hidden[b, p]).float(), dim=-1)
         out = _nll("mlm", mlm, labels[b, p])
-        b, p = torch.nonzero(labels[:, R:] != IGNORE, as_tuple=True)
-        mnm = m.leaf_logprobs(hidden, batch, b, p + R)
-        out |= _nll("mnm", mnm, labels[b, p + R])
+        b, first, targets = masked_groups(batch, R, m.cfg.leaves)
+        logp, guess = m.tail_logprobs(hidden, batch, b, first, targets)
+        count = (targets != IGNORE).sum()
+        out["mnm_loss"] = -logp.sum() / count.clamp(min=1)  # per tail token, as MLM's
+        out["mnm_correct"] = ((guess == targets) & (targets != IGNORE)).sum()
+        out["mnm_count"] = count
         out["constraint_loss"] = self.constraint(hidden, batch)
         return out
 
