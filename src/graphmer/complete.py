@@ -151,6 +151,7 @@ def masked_variants(
         v["attention_mask"][R + anchor * L : R + anchor * L + length] = True
         v["leaf_relation"][anchor] = relation
         v["head_end"][anchor] = head_end
+        v["leaf_tail"][anchor], v["leaf_copyable"][anchor] = -1, False  # nothing of the answer
         v["labels"] = np.full(len(v["input_ids"]), IGNORE, np.int64)
         out.append(v)
     return out
@@ -279,7 +280,7 @@ def rank_metrics(scores: torch.Tensor, target: int, exclude: torch.Tensor | None
 @dataclass(frozen=True)
 class Prediction:
     name: str
-    score: float  # summed token log-probability
+    score: float  # log-probability of the whole tail (length, vocabulary and copy path)
     source: str  # "graph": a tail of the relation in the training corpus graph; "file": a name in the file
 
 
@@ -357,7 +358,7 @@ def predict(
     import pyarrow.parquet as pq
 
     known = Candidates.of(pq.read_table(candidates), r, L)
-    seen = known.index()
+    seen = dict(known.index())  # a copy: the cached index stays the graph's
     names = sorted(set(IDENTIFIER.findall(text)))
     extra = []  # the file's own names the graph does not already offer
     for n, key in zip(names, leaf_ids(tok, names, L)):
