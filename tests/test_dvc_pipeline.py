@@ -113,7 +113,8 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
     evaluation = json.loads((project / "metrics/eval.json").read_text())
     assert evaluation["leakage"] == {"train_files": 4, "test_files": 1, "shared_content": 0}
     tp = evaluation["tail_prediction"]
-    systems = {"model", "frequency", "copy", "name_lookup", "copy_name"}  # code_only: off by default
+    # no code_only: off by default
+    systems = {"model", "frequency", "copy", "name_lookup", "copy_name", "rule_by_relation"}
     assert set(tp["overall"]) == systems | {"gain"}
     assert tp["per_relation"]["inherits"]["evaluated"] == 1  # Widget -> Base, from the test project
     shown = json.loads(dvc(project, "metrics", "show", "--json"))
