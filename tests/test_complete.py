@@ -153,3 +153,25 @@ def test_filtered_ranking_drops_the_other_true_tails():
     scores = torch.tensor([1.0, 3, 2, 0])
     exclude = torch.tensor([False, True, True, False])  # other true tails of the same (head, r)
     assert rank_metrics(scores, 0, exclude)["rr"] == 1.0
+
+
+def test_scores_do_not_depend_on_the_true_tails_length_or_id(setup):
+    """Two questions whose true tails differ in length, tail row and copyability score alike."""
+    ds, model, index = setup
+    q = question(ds, index, 0)
+    cands = Candidates.from_lists([[5], [6, 7], [8, 9, 10]], ["x", "y", "z"], [0, 0, 0], L)
+    items = []
+    for length, tail, copyable in ((1, 3, False), (L, 7, True)):
+        item = {k: v.copy() for k, v in q.item.items()}
+        group = slice(R + q.anchor * L, R + (q.anchor + 1) * L)
+        item["input_ids"][group], item["attention_mask"][group] = PAD, False
+        item["input_ids"][R + q.anchor * L : R + q.anchor * L + length] = 20
+        item["attention_mask"][R + q.anchor * L : R + q.anchor * L + length] = True
+        item["leaf_tail"][q.anchor], item["leaf_copyable"][q.anchor] = tail, copyable
+        items.append(Question(item, q.anchor, q.relation, q.head_end))
+    for n in (1, 2):
+        (v,) = masked_variants(items[1].item, q.anchor, q.relation, q.head_end, [n], R, L)
+        assert v["attention_mask"][R + q.anchor * L : R + (q.anchor + 1) * L].sum() == n
+        assert v["leaf_tail"][q.anchor] == -1 and not v["leaf_copyable"][q.anchor]
+    a, b = answer(model, items, [cands, cands], graph=True, batch_size=8)
+    assert torch.allclose(a, b)

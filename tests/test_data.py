@@ -167,3 +167,24 @@ def test_masked_leaf_groups_are_masked_whole(setup):
         real = item["attention_mask"][slots]
         assert (item["labels"][slots][real] != IGNORE).all()
         assert (item["labels"][slots][~real] == IGNORE).all()
+
+
+def test_word_bounds_of_an_item_are_those_of_its_roots_as_the_model_sees_them(setup):
+    """inject (evaluation) marks the words of the unmasked roots; draw (training) those of the
+    roots after masking: the same function, so train and evaluation copy the same kind of span."""
+    from graphmer.data import word_bounds
+
+    ds = dataset(setup, mask_rate=0.3)
+    # this code's tokens are whole words: let the second root continue the first one
+    ds.begins, ds.ends = ds.begins.copy(), ds.ends.copy()
+    ds.begins[ds.roots_ids[0][1]] = ds.ends[ds.roots_ids[0][0]] = False
+    for i in range(min(len(ds), 4)):
+        roots = ds.roots_ids[i]
+        n = len(roots)
+        item = ds.inject(i, np.random.default_rng(0))
+        start, stop = word_bounds(roots, ds.begins, ds.ends)
+        assert (item["word_start"][:n] == start).all() and (item["word_stop"][:n] == stop).all()
+        drawn = ds.draw(i, 0)
+        start, stop = word_bounds(drawn["input_ids"][:n], ds.begins, ds.ends)
+        assert (drawn["word_start"][:n] == start).all() and (drawn["word_stop"][:n] == stop).all()
+        assert i > 0 or not item["word_start"][1]  # the second root starts no word
