@@ -9,7 +9,7 @@ from graphmer.complete import (
     GroupOutput,
     Question,
     answer,
-    leaf_logprobs,
+    group_outputs,
     masked_variants,
     rank_metrics,
     score_candidates,
@@ -91,7 +91,7 @@ def test_batched_scores_equal_each_candidate_scored_alone(setup, copy):
     for i in range(len(cands)):
         n = int(cands.lengths[i])
         (v,) = masked_variants(q.item, q.anchor, q.relation, q.head_end, [n], R, L)
-        (out,) = leaf_logprobs(model, [v], [q.anchor], [n])
+        (out,) = group_outputs(model, [v], [q.anchor], [n])
         alone = _by_hand(out, cands.ids[i, :n].tolist()) + float(cands.log_length_prior[n])
         assert float(batched[i]) == pytest.approx(alone, abs=1e-4)
         copied += out.log_attn is not None and i < len(words)

@@ -171,7 +171,7 @@ class GroupOutput:
 
 
 @torch.no_grad()
-def leaf_logprobs(
+def group_outputs(
     model: GraphMERT, variants: list[dict[str, np.ndarray]], anchors: list[int], lengths: list[int]
 ) -> list[GroupOutput]:
     """One forward pass over `variants`; for each, the model's output on its masked group."""
@@ -248,7 +248,7 @@ def answer(
     logp: list[dict[int, GroupOutput]] = [{} for _ in questions]
     for lo in range(0, len(jobs), batch_size):
         chunk = jobs[lo : lo + batch_size]
-        rows = leaf_logprobs(
+        rows = group_outputs(
             model,
             [v for _, _, v in chunk],
             [questions[qi].anchor for qi, _, _ in chunk],

@@ -284,21 +284,39 @@ def entity_names(kg_dir: Path, ids: set[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- tail prediction
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """What every split's questions are ranked with: each relation's candidates, the name
+    lookup of the training graph and the vocabulary's word edges (read once per evaluation)."""
+
+    cands: dict[int, Candidates]
+    lookup: baselines.NameLookup
+    begins: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def load(cls, paths: EvalPaths, tok, leaves: int) -> Ranking:
+        table = pq.read_table(paths.samples / "candidates.parquet")
+        train_files = {p for p, s in read_split(paths.split).items() if s == "train"}
+        return cls(
+            {r: Candidates.of(table, r, leaves) for r in range(len(RELATION_NAMES))},
+            baselines.NameLookup.from_kg(paths.kg, train_files, tok, leaves),
+            *word_starts(tok.get_vocab()),
+        )
+
+
 class Asker:
     """The held-out questions of one split, each with its candidates, filtered target and every
     cheap rule's scores: what tail prediction and the choice of rules share."""
 
-    def __init__(self, ds: LeafyChains, split: str, paths: EvalPaths, tok, cfg: EvaluateConfig):
-        self.ds, self.seed = ds, cfg.seed
+    def __init__(
+        self, ds: LeafyChains, split: str, paths: EvalPaths, tok, cfg: EvaluateConfig, ranking: Ranking
+    ):
+        self.ds, self.seed, self.ranking, self.cands = ds, cfg.seed, ranking, ranking.cands
         self.held, self.counts = held_out_triples(paths.samples, split, cfg.seed, cfg.triples_per_relation)
-        table = pq.read_table(paths.samples / "candidates.parquet")
-        self.cands = {r: Candidates.of(table, r, ds.L) for r in range(len(RELATION_NAMES))}
         heads = {h.head for h in self.held}
         self.truth = true_tails(paths.kg, heads, tok, ds.L)
         self.head_name = entity_names(paths.kg, heads)
-        train_files = {p for p, s in read_split(paths.split).items() if s == "train"}
-        self.lookup = baselines.NameLookup.from_kg(paths.kg, train_files, tok, ds.L)
-        self.begins, self.ends = word_starts(tok.get_vocab())
 
     def question(self, h: HeldOut) -> Question:
         rng = np.random.default_rng((self.seed, h.window, h.row))
@@ -318,8 +336,9 @@ class Asker:
         exclude[list(others)] = True
         name = self.head_name.get(h.head, h.head.rsplit(".", 1)[-1])
         roots = ds.roots_ids[h.window]
+        k = self.ranking
         rules = baselines.baseline_scores(
-            roots, q.anchor, q.head_end, h.relation, name, c, idx, self.lookup, self.begins, self.ends
+            roots, q.anchor, q.head_end, h.relation, name, c, idx, k.lookup, k.begins, k.ends
         )
         return target, exclude, rules
 
@@ -447,9 +466,10 @@ def evaluate(
     ds = _split_windows(paths, tok, samples, cfg, cfg.split)
     with torch.inference_mode():
         masked = masked_accuracy(model, ds, cfg.windows, cfg.seed, cfg.batch_size, progress)
+        ranking = Ranking.load(paths, tok, ds.L)
         dev = ds if cfg.split == "dev" else _split_windows(paths, tok, samples, cfg, "dev")
-        choice = rule_by_relation(Asker(dev, "dev", paths, tok, cfg))
-        tails = tail_prediction(model, Asker(ds, cfg.split, paths, tok, cfg), choice, cfg, progress)
+        choice = rule_by_relation(Asker(dev, "dev", paths, tok, cfg, ranking))
+        tails = tail_prediction(model, Asker(ds, cfg.split, paths, tok, cfg, ranking), choice, cfg, progress)
     metrics = {"seed": cfg.seed, "leakage": leakage, "masked": masked, "tail_prediction": tails}
     write_outputs(metrics, paths)
     return metrics
