@@ -205,8 +205,8 @@ def checkpoint_path(folder: Path, step: int) -> Path:
 
 def save_checkpoint(folder: Path, step: int, state: dict, keep: int) -> Path:
     path = checkpoint_path(folder, step)
-    with atomic.atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)  # through a Python file: a full disk is an OSError naming ENOSPC
     for old in sorted(folder.glob("step-*.pt"))[:-keep]:  # only after the new one is safely written
         old.unlink()
     return path
@@ -270,6 +270,9 @@ def train(
     fp = fingerprint(model_cfg, cfg, masking, paths, d.world)
     ckpt_dir = paths.checkpoints / fp  # one folder per trajectory: other configs' checkpoints stay intact
     paths.checkpoints.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first checkpoint
+    if d.main:  # what a killed run was writing (a half checkpoint is as large as a whole one)
+        for folder in (paths.out, ckpt_dir):
+            atomic.remove_stale(folder)
     start = 0
     if resume and (state := find_checkpoint(ckpt_dir, fp, print if d.main else lambda _: None)):
         net.load_state_dict(state["model"])
@@ -462,10 +465,11 @@ def system_metrics(device: torch.device) -> dict:
 
 
 def _write_outputs(model: GraphMERT, metrics: dict, paths: Paths) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_safetensors
 
     paths.out.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(paths.out / "graphmer.safetensors") as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+    # As bytes, written by us: safetensors' own file writer does not report a full disk.
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic.write_bytes(paths.out / "graphmer.safetensors", save_safetensors(weights))
     atomic.write_json(paths.out / "config.json", model.cfg.to_dict() | {"architecture": "GraphMERT"})
     atomic.write_json(paths.metrics, {k.replace("/", "_"): v for k, v in metrics.items()})
