@@ -6,17 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def hermetic_pip(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pip that reads no config file, so only the index a test names is consulted."""
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-    monkeypatch.setenv("PIP_NO_INPUT", "1")
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -13,25 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-# An in-tree PEP 517 backend with no build requirements: pip can read the
-# sdist's metadata without fetching setuptools from an index.
-BACKEND = """
-import os
-
-def _meta():
-    return "Metadata-Version: 2.1\\nName: demo-pkg\\nVersion: 1.0\\n"
-
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-    d = os.path.join(metadata_directory, "demo_pkg-1.0.dist-info")
-    os.makedirs(d)
-    with open(os.path.join(d, "METADATA"), "w") as fh:
-        fh.write(_meta())
-    return "demo_pkg-1.0.dist-info"
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    raise NotImplementedError
-"""
-
+# A pyproject whose build backend is the sdist's own backend.py: code that fetch must never run.
 PYPROJECT = b"""[build-system]
 requires = []
 build-backend = "backend"
@@ -56,7 +38,6 @@ def make_pypi_index(root: Path) -> tuple[str, str]:
         {
             top + "PKG-INFO": b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
             top + "pyproject.toml": PYPROJECT,
-            top + "backend.py": BACKEND.encode(),
             top + "demo/__init__.py": b"",
             top + "demo/core.py": b"def run():\n    return 1\n",
             top + "demo/static/app.js": b"function go() { return 1; }\n",

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from graphmer.config import CorpusConfig, SourceConfig
-from graphmer.corpus.fetch import fetch_corpus
+from graphmer.corpus.fetch import MARKER, fetch_corpus
 from graphmer.corpus.sources import FetchError
 
 
@@ -48,6 +48,7 @@ def test_counts_and_layout(tmp_path, project):
     kept = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     # Skipped files stay on disk (extract lists them with a reason); non-code and excluded do not.
     assert kept == [
+        MARKER,
         "p/pkg/B.java",
         "p/pkg/__init__.py",
         "p/pkg/a.py",

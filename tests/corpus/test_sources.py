@@ -16,7 +16,7 @@ def fetch(tmp_path, **fields):
     return fetch_source(SourceConfig(**fields), work, Limits())
 
 
-def test_pypi_sdist_from_local_index(tmp_path, hermetic_pip):
+def test_pypi_sdist_from_local_index(tmp_path):
     index, sha = make_pypi_index(tmp_path / "index")
     root = fetch(
         tmp_path, name="demo", kind="pypi", package="demo-pkg", version="1.0", sha256=sha, index_url=index
@@ -25,7 +25,7 @@ def test_pypi_sdist_from_local_index(tmp_path, hermetic_pip):
     assert root.name == "demo_pkg-1.0"  # the sdist's top folder is the source root
 
 
-def test_pypi_sha256_mismatch_names_source(tmp_path, hermetic_pip):
+def test_pypi_sha256_mismatch_names_source(tmp_path):
     index, _ = make_pypi_index(tmp_path / "index")
     with pytest.raises(FetchError, match=r"source 'demo': sha256 mismatch"):
         fetch(
@@ -39,9 +39,9 @@ def test_pypi_sha256_mismatch_names_source(tmp_path, hermetic_pip):
         )
 
 
-def test_pypi_unknown_version_is_one_clear_line(tmp_path, hermetic_pip):
+def test_pypi_unknown_version_is_one_clear_line(tmp_path):
     index, sha = make_pypi_index(tmp_path / "index")
-    with pytest.raises(FetchError, match=r"source 'demo': pip download demo-pkg==9\.9 failed") as err:
+    with pytest.raises(FetchError, match=r"source 'demo': no sdist of demo-pkg==9\.9 on ") as err:
         fetch(
             tmp_path, name="demo", kind="pypi", package="demo-pkg", version="9.9", sha256=sha, index_url=index
         )

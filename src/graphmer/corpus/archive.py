@@ -10,9 +10,11 @@ target are not materialized: source code needs none, and a link is a way out.
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -63,16 +65,30 @@ def _link_stays_inside(member: PurePosixPath, target: str, hard: bool) -> bool:
     return True
 
 
+# What a damaged compressed stream raises while it is read (a wrong CRC, a cut-off end).
+_DAMAGE = (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
 def extract_archive(archive: str | Path, dest: str | Path, limits: Limits = Limits()) -> int:
     """Extract `archive` into the empty folder `dest`; return the number of files written."""
     archive = Path(archive)
     if archive.name.lower().endswith(".zip"):
         return _extract_zip(archive, Path(dest), limits)
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        tar = tarfile.open(archive, "r:*")  # noqa: SIM115 (closed by the `with tar` below)
+    except _DAMAGE as err:
+        raise UnsafeArchiveError(f"{archive.name}: not a readable archive ({_one_line(err)})") from err
+    try:
+        with tar:
             return _extract_tar(tar, Path(dest), limits)
-    except tarfile.TarError as err:
-        raise UnsafeArchiveError(f"{archive.name}: not a readable archive ({err})") from err
+    except UnsafeArchiveError:
+        raise
+    except _DAMAGE as err:
+        raise UnsafeArchiveError(f"{archive.name}: corrupt or truncated archive ({_one_line(err)})") from err
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _check_counts(n_members: int, size: int, total: int, name: str, limits: Limits) -> None:
@@ -84,22 +100,40 @@ def _check_counts(n_members: int, size: int, total: int, name: str, limits: Limi
         raise UnsafeArchiveError(f"archive unpacks to over {limits.max_total_bytes} bytes")
 
 
+class _Layout:
+    """The file paths an archive will write: none may also be a folder of another (`a` and `a/b.py`)."""
+
+    def __init__(self):
+        self.files: set[PurePosixPath] = set()
+        self.dirs: set[PurePosixPath] = set()
+
+    def add(self, rel: PurePosixPath, name: str) -> None:
+        parents = set(rel.parents) - {PurePosixPath(".")}
+        if rel in self.dirs or parents & self.files:
+            raise UnsafeArchiveError(f"member {name!r}: a path is both a file and a folder in the archive")
+        self.files.add(rel)
+        self.dirs |= parents
+
+
 def _extract_tar(tar: tarfile.TarFile, dest: Path, limits: Limits) -> int:
-    members = tar.getmembers()
-    total, files = 0, []
-    # First pass: prove every member harmless before writing a byte.
-    for n, m in enumerate(members, 1):
+    total, files, layout = 0, [], _Layout()
+    # First pass: prove every member harmless before writing a byte; headers are read one at a
+    # time, so the member cap stops a flood of empty members at the cap, not after all of them.
+    for n, m in enumerate(tar, 1):
         rel = safe_member_path(m.name)
         if m.issym() or m.islnk():
             if not _link_stays_inside(rel, m.linkname, hard=m.islnk()):
                 raise UnsafeArchiveError(f"link {m.name!r} points outside the target ({m.linkname!r})")
+            _check_counts(n, 0, total, m.name, limits)
             continue
         if m.isdev() or m.isfifo():
             raise UnsafeArchiveError(f"member {m.name!r} is a device or FIFO")
         total += m.size
         _check_counts(n, m.size, total, m.name, limits)
         if m.isfile():
+            layout.add(rel, m.name)
             files.append((m, rel))
+    _check_tar_end(tar)
     for m, rel in files:
         out = dest / rel
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,19 +144,44 @@ def _extract_tar(tar: tarfile.TarFile, dest: Path, limits: Limits) -> int:
     return len(files)
 
 
+def _check_tar_end(tar: tarfile.TarFile) -> None:
+    """tarfile stops at the first bad header (or at the end of a cut-off file) as if the archive
+    ended there: a flipped byte would silently drop every member after it. After the last member
+    only zero blocks may follow, and reading them to the end makes gzip, bzip2 and xz check their
+    CRCs and lengths."""
+    fh = tar.fileobj
+    fh.seek(tar.offset)
+    zeros = 0
+    while chunk := fh.read(1 << 16):
+        if chunk.count(0) != len(chunk):
+            raise UnsafeArchiveError(f"damaged member header at byte {tar.offset}: corrupt archive")
+        zeros += len(chunk)
+    if zeros < tarfile.BLOCKSIZE:  # every tar writer ends with zero blocks; a cut-off file has none
+        raise UnsafeArchiveError("the archive ends before its end-of-archive marker: truncated")
+
+
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+
+
 def _extract_zip(archive: Path, dest: Path, limits: Limits) -> int:
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as err:
-        raise UnsafeArchiveError(f"{archive.name}: not a readable archive ({err})") from err
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise UnsafeArchiveError(f"{archive.name}: not a readable archive ({_one_line(err)})") from err
     with zf:
         infos = zf.infolist()
-        total, files = 0, []
+        total, files, layout = 0, [], _Layout()
         for n, info in enumerate(infos, 1):
             rel = safe_member_path(info.filename)
             mode = info.external_attr >> 16
+            if info.flag_bits & 0x1:
+                raise UnsafeArchiveError(f"member {info.filename!r} is encrypted")
+            if info.compress_type not in _ZIP_METHODS:
+                raise UnsafeArchiveError(
+                    f"member {info.filename!r} uses compression method {info.compress_type}, not supported"
+                )
             if mode and (mode & 0o170000) == 0o120000:  # a symlink stored by Unix zip
-                target = zf.read(info).decode("utf-8", "replace")
+                target = _read_zip_member(zf, info)[: 1 << 12].decode("utf-8", "replace")
                 if not _link_stays_inside(rel, target, hard=False):
                     raise UnsafeArchiveError(f"link {info.filename!r} points outside the target")
                 continue
@@ -131,6 +190,7 @@ def _extract_zip(archive: Path, dest: Path, limits: Limits) -> int:
             total += info.file_size
             _check_counts(n, info.file_size, total, info.filename, limits)
             if not info.is_dir():
+                layout.add(rel, info.filename)
                 files.append((info, rel))
         written = 0
         for info, rel in files:
@@ -139,12 +199,20 @@ def _extract_zip(archive: Path, dest: Path, limits: Limits) -> int:
             try:
                 with zf.open(info) as src, open(out, "wb") as fh:
                     got = _copy_capped(src, fh, limits.max_member_bytes, info.filename)
-            except zipfile.BadZipFile as err:  # e.g. a CRC that no longer matches a forged size
-                raise UnsafeArchiveError(f"member {info.filename!r} is corrupt ({err})") from err
+            except (zipfile.BadZipFile, *_DAMAGE) as err:  # a CRC that no longer matches, bad deflate
+                raise UnsafeArchiveError(f"member {info.filename!r} is corrupt ({_one_line(err)})") from err
             written += got
             if written > limits.max_total_bytes:
                 raise UnsafeArchiveError(f"archive unpacks to over {limits.max_total_bytes} bytes")
     return len(files)
+
+
+def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        with zf.open(info) as fh:
+            return fh.read(1 << 12)
+    except (zipfile.BadZipFile, *_DAMAGE) as err:
+        raise UnsafeArchiveError(f"member {info.filename!r} is corrupt ({_one_line(err)})") from err
 
 
 def _copy_capped(src, dst, cap: int, name: str) -> int:

@@ -8,29 +8,42 @@ numbers; `metrics/corpus.json` gives both, per language and per source.
 
 from __future__ import annotations
 
-import tempfile
+import stat
 from collections import Counter
 from pathlib import Path
 
-from graphmer import atomic, progress_bar
+from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import CorpusConfig, SourceConfig
 from graphmer.corpus.archive import Limits
 from graphmer.corpus.sources import FetchError, PathFilter, fetch_source
 from graphmer.languages import LANGUAGES, iter_files, language_of, skip_reason
 
 
-def select_files(root: Path, src: SourceConfig, dest: Path) -> dict:
-    """Copy the source's language files from `root` to `dest`; return its corpus counts."""
+def select_files(root: Path, src: SourceConfig, dest: Path, limits: Limits) -> dict:
+    """Copy the source's language files from `root` to `dest`; return its corpus counts.
+
+    Only regular files are read (a FIFO would hang the read, a device never end), none over the
+    archive member cap (a local folder has no archive to cap it), and a name that is not UTF-8
+    is skipped here, since every later stage stores paths as text."""
     keep = PathFilter(src.include, src.exclude)
     files, nbytes, skipped = Counter(), Counter(), Counter()
+    total = 0
     for rel, path in iter_files(root):
         lang = language_of(rel)
         if lang is None or not keep(rel):
             continue
-        if path.is_symlink():
-            skipped["symlink"] += 1
+        reason = _unreadable_reason(rel, path, limits)
+        if reason:
+            skipped[reason] += 1
             continue
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError:
+            skipped["unreadable"] += 1
+            continue
+        total += len(data)
+        if total > limits.max_total_bytes:
+            raise FetchError(src.name, f"its files total over the {limits.max_total_bytes}-byte cap")
         out = dest / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
@@ -48,6 +61,25 @@ def select_files(root: Path, src: SourceConfig, dest: Path) -> dict:
         "by_language": {lang: {"files": files[lang], "bytes": nbytes[lang]} for lang in LANGUAGES},
         "skipped": dict(sorted(skipped.items())),
     }
+
+
+def _unreadable_reason(rel: str, path: Path, limits: Limits) -> str | None:
+    """Why a file is not copied at all (it is not even kept for extract to list)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return "undecodable_name"
+    try:
+        st = path.lstat()
+    except OSError:
+        return "unreadable"
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    if not stat.S_ISREG(st.st_mode):
+        return "not_regular_file"
+    if st.st_size > limits.max_member_bytes:
+        return "too_large"
+    return None
 
 
 def summarize(per_source: dict[str, dict]) -> dict:
@@ -72,15 +104,33 @@ def summarize(per_source: dict[str, dict]) -> dict:
     }
 
 
+MARKER = ".graphmer-fetch"
+"""A file fetch writes into its output folder: the one sign that fetch may replace that folder."""
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse, before any download, to replace a folder fetch did not write: its files would be lost."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GraphmerError(f"{out_dir} is a file, not a folder: choose another --out")
+    if out_dir.is_dir() and not (out_dir / MARKER).is_file() and any(out_dir.iterdir()):
+        raise GraphmerError(
+            f"{out_dir} is not empty and was not written by fetch (no {MARKER}); fetch replaces its "
+            "output folder whole, so choose a new or empty folder (nothing was changed)"
+        )
+
+
 def fetch_corpus(cfg: CorpusConfig, out_dir: str | Path, metrics_path: str | Path | None = None) -> dict:
     """Fetch all sources into `out_dir` (replaced atomically, only when every source succeeds)."""
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     limits = Limits(cfg.max_archive_member_bytes, cfg.max_archive_total_bytes, cfg.max_archive_members)
     per_source: dict[str, dict] = {}
     with atomic.atomic_dir(out_dir) as staging:
+        (staging / MARKER).write_text("written by `graphmer fetch`, which replaces this folder whole\n")
         for src in progress_bar(cfg.sources, desc="fetch", unit="source"):
-            with tempfile.TemporaryDirectory(prefix=f"graphmer-{src.name}-") as work:
-                root = fetch_source(src, Path(work), limits)
-                per_source[src.name] = select_files(root, src, staging / src.name)
+            with atomic.scratch_dir(out_dir) as work:
+                root = fetch_source(src, work, limits)
+                per_source[src.name] = select_files(root, src, staging / src.name, limits)
         metrics = summarize(per_source)
         if metrics_path is not None:
             atomic.write_json(metrics_path, metrics)

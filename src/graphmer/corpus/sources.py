@@ -11,8 +11,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import url2pathname, urlopen
 
 from graphmer import GraphmerError
 from graphmer.config import SourceConfig
@@ -74,27 +76,81 @@ def strip_single_top(root: Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else root
 
 
+PYPI = "https://pypi.org/simple/"
+
+
+class _Links(HTMLParser):
+    """The anchors of a PEP 503 simple-index page."""
+
+    def __init__(self):
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a" and (href := dict(attrs).get("href")):
+            self.hrefs.append(href)
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+
+
+def _open_url(url: str, source: str, timeout: float = 120.0):
+    """urlopen, with a file:// folder read as its index.html (a local index on disk)."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        path = Path(url2pathname(parts.path))
+        if path.is_dir():
+            url = (path / "index.html").as_uri()
+    elif parts.scheme not in ("http", "https"):
+        raise FetchError(source, f"{url}: only http(s) and file URLs are fetched")
+    try:
+        return urlopen(url, timeout=timeout)  # noqa: S310 (schemes checked above)
+    except (OSError, ValueError) as err:
+        raise FetchError(source, f"cannot read {url}: {getattr(err, 'reason', err)}") from err
+
+
+def sdist_url(src: SourceConfig) -> str:
+    """The URL of the pinned sdist on the package's simple-index page: the file whose index hash is
+    the pin if there is one, else the version's sdist (whose sha256 is then checked and refused)."""
+    index = src.index_url or os.environ.get("PIP_INDEX_URL") or PYPI
+    page = urljoin(index.rstrip("/") + "/", _normalize(str(src.package)) + "/")
+    with _open_url(page, src.name) as fh:
+        links = _Links()
+        links.feed(fh.read().decode("utf-8", "replace"))
+    wanted = (_normalize(str(src.package)), str(src.version))
+    found = []
+    for href in links.hrefs:
+        url, _, fragment = urljoin(page, href).partition("#")
+        filename = unquote(url.rsplit("/", 1)[-1])
+        stem = next((filename[: -len(x)] for x in (".tar.gz", ".zip") if filename.endswith(x)), None)
+        if stem and "-" in stem:
+            name, version = stem.rsplit("-", 1)
+            if (_normalize(name), version) == wanted:
+                found.append((fragment == f"sha256={str(src.sha256).lower()}", url))
+    if not found:
+        raise FetchError(src.name, f"no sdist of {src.package}=={src.version} on {page}")
+    return max(found)[1]
+
+
+def _download(url: str, dest: Path, src: SourceConfig, cap: int) -> Path:
+    out = dest / unquote(url.rsplit("/", 1)[-1])
+    n = 0
+    with _open_url(url, src.name) as fh, open(out, "wb") as w:
+        while chunk := fh.read(1 << 20):
+            n += len(chunk)
+            if n > cap:
+                raise FetchError(src.name, f"{out.name} is over the {cap}-byte archive cap")
+            w.write(chunk)
+    return out
+
+
 def fetch_pypi(src: SourceConfig, work: Path, limits: Limits) -> Path:
+    """The pinned sdist itself, downloaded, then checked against its sha256, then unpacked: nothing
+    of the package runs (pip would run its build backend to read its metadata)."""
     dl = work / "download"
     dl.mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-deps",
-        "--no-binary",
-        ":all:",
-        "--disable-pip-version-check",
-        "--dest",
-        str(dl),
-        f"{src.package}=={src.version}",
-    ]
-    if src.index_url:
-        cmd[4:4] = ["--index-url", src.index_url]
-    _run(cmd, src.name, f"pip download {src.package}=={src.version}")
-    archive = _single_download(dl, src.name)
+    archive = _download(sdist_url(src), dl, src, limits.max_total_bytes)
     _verify(archive, src)
     return _unpack(archive, work / "tree", src, limits)
 
@@ -123,7 +179,8 @@ def fetch_npm(src: SourceConfig, work: Path, limits: Limits) -> Path:
 
 def fetch_git(src: SourceConfig, work: Path, limits: Limits) -> Path:
     tree = work / "tree"
-    _run(["git", "clone", "--quiet", "--no-checkout", str(src.url), str(tree)], src.name, "git clone")
+    # `--`: a URL is never read as an option (`--upload-pack=...`)
+    _run(["git", "clone", "--quiet", "--no-checkout", "--", str(src.url), str(tree)], src.name, "git clone")
     _run(
         ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", str(src.commit)],
         src.name,
@@ -143,6 +200,8 @@ def fetch_local(src: SourceConfig, work: Path, limits: Limits) -> Path:
         raise FetchError(src.name, f"{path} does not exist")
     if path.is_dir():
         return path
+    if not path.is_file():  # a FIFO or a device would hang the read or never end
+        raise FetchError(src.name, f"{path} is not a regular file or folder")
     if is_archive(path):
         if src.sha256:
             _verify(path, src)
