@@ -1,15 +1,23 @@
+import dataclasses
+import typing
+
 import pytest
 import yaml
 
 from graphmer.config import (
+    MODEL_RANGES,
     SECTIONS,
     ConfigError,
     CorpusConfig,
     ExtractConfig,
+    ModelSection,
+    Range,
     SourceConfig,
     build,
     load_all,
+    model_config,
 )
+from graphmer.model import PRESETS, ModelConfig
 from tests.conftest import ROOT
 
 
@@ -86,3 +94,60 @@ def test_unknown_section_is_refused(tmp_path):
     p.write_text("corpus:\n  sources: [{name: a, kind: local, path: .}]\ntrian: {}\n")
     with pytest.raises(ConfigError, match="unknown params section 'trian'"):
         load_all(p)
+
+
+def _numeric(cls: type) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    return [
+        name
+        for name, tp in hints.items()
+        if {int, float} & ({tp} | set(typing.get_args(tp)))  # int, float, int | None
+    ]
+
+
+@pytest.mark.parametrize("cls", list(SECTIONS.values()), ids=list(SECTIONS))
+def test_every_numeric_field_has_a_range(cls):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unchecked = [name for name in _numeric(cls) if "range" not in fields[name].metadata]
+    assert not unchecked, f"{cls.__name__} fields without a Range: {unchecked}"
+
+
+def test_numeric_fields_are_found_optional_or_not():
+    assert _numeric(ModelSection) == ["layers", "hidden", "heads", "ffn", "dropout"]
+
+
+def test_every_field_of_a_saved_model_config_has_a_range():
+    assert set(_numeric(ModelConfig)) == set(MODEL_RANGES)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_validates_as_params_and_as_a_saved_config(preset):
+    ModelSection(preset=preset)
+    cfg = ModelConfig.from_preset(preset)
+    assert model_config(cfg.to_dict(), "config.json") == cfg
+
+
+@pytest.mark.parametrize(
+    ("allowed", "inside", "outside", "text"),
+    [
+        (Range(lo=1), [1, 10**30], [0, -1, 0.5], ">= 1"),
+        (Range(0, 1, open_hi=True), [0, 0.0, 0.999], [1, 1.0, -0.1, float("nan")], "in [0, 1)"),
+        (Range(0, 1, open_lo=True, open_hi=True), [0.5], [0.0, 1.0, float("inf")], "in (0, 1)"),
+        (Range(lo=0, open_lo=True), [1e-9, 5], [0, float("nan"), float("inf")], "> 0"),
+    ],
+)
+def test_range_bounds_and_text(allowed, inside, outside, text):
+    assert str(allowed) == text
+    assert all(v in allowed for v in inside) and not any(v in allowed for v in outside)
+    with pytest.raises(ConfigError, match=r"^x\.y must be "):
+        allowed.check(outside[0], "x.y")
+    with pytest.raises(ConfigError, match="must be a number"):
+        allowed.check("1", "x.y")
+
+
+def test_a_saved_vocab_may_be_smaller_than_the_requested_one():
+    """A small corpus gives the tokenizer fewer merges than tokenizer.vocab_size asks for: 256 bytes
+    and 5 specials are its floor, and a model trained on it must still load."""
+    assert model_config({"vocab_size": 261}, "config.json").vocab_size == 261
+    with pytest.raises(ConfigError, match=r"^config\.json: vocab_size must be >= 1, got 0$"):
+        model_config({"vocab_size": 0}, "config.json")

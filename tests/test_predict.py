@@ -79,6 +79,10 @@ def test_table_output(trained, capsys, tmp_path):
         (["--entity", "nothere", "--relation", "calls"], "entity 'nothere' is not defined in"),
         (["--entity", "add", "--relation", "callz"], "unknown relation 'callz'"),
         (["--entity", "add", "--relation", "calls", "--top-k", "0"], "--top-k must be > 0"),
+        (
+            ["--entity", "add", "--relation", "calls", "--max-file-bytes", "10"],
+            "is larger than --max-file-bytes (10 bytes)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(trained, capsys, tmp_path, args, message):

@@ -2,7 +2,7 @@
 
 graphmer fetch [--params params.yaml] [--out data/raw]
 graphmer extract PATH... --out DIR [--workers N]
-graphmer predict FILE --entity NAME --relation REL [--top-k 10]
+graphmer predict FILE --entity NAME --relation REL [--top-k 10] [--max-file-bytes 1000000]
 """
 
 from __future__ import annotations
@@ -46,7 +46,14 @@ def _predict(args: argparse.Namespace) -> None:
     from graphmer.complete import predict
 
     head, preds = predict(
-        args.file, args.entity, args.relation, args.top_k, args.model_dir, args.tokenizer, args.candidates
+        args.file,
+        args.entity,
+        args.relation,
+        args.top_k,
+        args.model_dir,
+        args.tokenizer,
+        args.candidates,
+        args.max_file_bytes,
     )
     if args.json:
         import json
@@ -86,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-bytes", type=int, default=1_000_000, help="skip larger files (default 1 MB)")
     p.set_defaults(run=_extract)
 
+    from graphmer.config import ExtractConfig
     from graphmer.relations import RELATION_NAMES
 
     p = sub.add_parser(
@@ -114,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("data/samples/candidates.parquet"),
         help="tails per relation (default: data/samples/candidates.parquet)",
+    )
+    p.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=ExtractConfig.max_file_bytes,
+        help=f"refuse a larger FILE, as extraction skips one (default {ExtractConfig.max_file_bytes})",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_predict)

@@ -18,7 +18,7 @@ r's tails in the training graph, makes each score the log-probability of the who
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,58 +27,83 @@ import pyarrow.compute as pc
 import torch
 
 from graphmer import GraphmerError
+from graphmer.config import ExtractConfig, model_config
 from graphmer.data import IGNORE, bare_window, collate, compact, word_bounds, word_starts
 from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT, ModelConfig
 from graphmer.tokenizer import IDENTIFIER, MASK, PAD, leaf_ids
 from graphmer.tokenizer import load as load_tokenizer
 
+MAX_CONFIG_BYTES = 2**20  # a config.json is a few hundred bytes; anything near this is not one
+
 
 def load_model(model_dir: str | Path, tokenizer_path: str | Path) -> tuple[GraphMERT, object]:
-    """The trained encoder (eval mode) and its tokenizer; each mismatch is a one-line error."""
+    """The trained encoder (eval mode) and its tokenizer; each mismatch is a one-line error, found
+    before the model is built: a hostile config.json (`"layers": 200000`) must not allocate."""
     model_dir = Path(model_dir)
     config_path, weights = model_dir / "config.json", model_dir / "graphmer.safetensors"
     for p in (config_path, weights, Path(tokenizer_path)):
         if not p.is_file():
             raise GraphmerError(f"{p} not found: train a model first (`dvc repro train`)")
-    try:
-        raw = json.loads(config_path.read_text())
-    except ValueError as err:
-        raise GraphmerError(f"{config_path} is not valid JSON: {err}") from err
-    if not isinstance(raw, dict) or raw.get("architecture") != "GraphMERT":
-        raise GraphmerError(f"{config_path} is not a GraphMERT config")
-    known = {f.name for f in fields(ModelConfig)}
-    unknown = sorted(set(raw) - known - {"architecture"})
-    if unknown:
-        raise GraphmerError(f"{config_path} has unknown key {unknown[0]!r}: written by another version?")
-    cfg = ModelConfig(**{k: v for k, v in raw.items() if k in known})
+    cfg = read_model_config(config_path)
     tok = load_tokenizer(tokenizer_path)
     if tok.get_vocab_size() != cfg.vocab_size:
         raise GraphmerError(
             f"tokenizer {tokenizer_path} has {tok.get_vocab_size()} tokens but the model was trained "
             f"with {cfg.vocab_size}: they belong to different runs"
         )
+    check_weights(weights, cfg, config_path)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as err:
-        raise GraphmerError(f"{weights} is not a readable safetensors file: {err}") from err
+        raise GraphmerError(f"{weights} is not a readable safetensors file: {_one_line(err)}") from err
     model = GraphMERT(cfg)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    model.load_state_dict(state)
+    return model.eval(), tok
+
+
+def read_model_config(path: Path) -> ModelConfig:
+    """A model's config.json, its values checked by the rules of params.yaml's model section."""
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise GraphmerError(f"{path} is {path.stat().st_size} bytes: not a model config")
+    try:
+        raw = json.loads(path.read_text())
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        raise GraphmerError(f"{path} is not valid JSON: {_one_line(err)}") from err
+    if not isinstance(raw, dict) or raw.get("architecture") != "GraphMERT":
+        raise GraphmerError(f"{path} is not a GraphMERT config")
+    return model_config({k: v for k, v in raw.items() if k != "architecture"}, str(path))
+
+
+def check_weights(weights: Path, cfg: ModelConfig, config_path: Path) -> None:
+    """Refuse a checkpoint whose tensor names or shapes differ from what `cfg` builds. Only the
+    safetensors header is read, and the model is built on the meta device (shapes, no storage), so
+    nothing the size of a model is allocated before the two are known to agree."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is no mapping)
+    except (SafetensorError, OSError) as err:
+        raise GraphmerError(f"{weights} is not a readable safetensors file: {_one_line(err)}") from err
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in GraphMERT(cfg).state_dict().items()}
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
     if missing or unexpected or shapes:
         what = (
             (missing and f"missing {missing[0]}")
             or (unexpected and f"unexpected {unexpected[0]}")
-            or f"{shapes[0]} is {tuple(state[shapes[0]].shape)}, "
-            f"the config says {tuple(expected[shapes[0]].shape)}"
+            or f"{shapes[0]} is {found[shapes[0]]}, the config says {expected[shapes[0]]}"
         )
         raise GraphmerError(f"{weights} does not match {config_path}: {what}")
-    model.load_state_dict(state)
-    return model.eval(), tok
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 @dataclass
@@ -302,6 +327,67 @@ def find_head(path: Path, data: bytes, entity: str) -> tuple[tuple[int, int], st
     raise GraphmerError(f"entity {entity!r} is not defined in {path} (it defines: {names})")
 
 
+def read_source(path: Path, max_bytes: int) -> tuple[bytes, str]:
+    """A user's source file as bytes and text. Its size is checked before it is read whole, and
+    at most one byte more is read, so a huge file (or one still growing) costs nothing."""
+    if max_bytes <= 0:
+        raise GraphmerError(f"--max-file-bytes must be > 0, got {max_bytes}")
+    if not path.is_file():
+        raise GraphmerError(f"{path}: no such file")
+    too_big = f"{path} is larger than --max-file-bytes ({max_bytes} bytes)"
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise GraphmerError(f"{too_big}: it has {size} bytes")
+    with path.open("rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise GraphmerError(too_big)
+    try:
+        return data, data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise GraphmerError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
+
+
+# The columns predict reads, with the types the samples stage writes.
+CANDIDATE_COLUMNS = ("relation", "name", "ids", "train_count")
+
+
+def read_candidates(path: Path, vocab_size: int) -> pa.Table:
+    """samples/candidates.parquet; a file that is not one (unreadable, a column missing or of another
+    type, an empty value, a token id outside the vocabulary) is a one-line error naming it."""
+    import pyarrow.parquet as pq
+
+    from graphmer.chains import CANDIDATE_SCHEMA
+
+    schema = pa.schema([CANDIDATE_SCHEMA.field(name) for name in CANDIDATE_COLUMNS])
+    try:
+        table = pq.read_table(path, columns=list(CANDIDATE_COLUMNS)).cast(schema)
+    except (OSError, pa.ArrowException) as err:
+        raise GraphmerError(f"{path} is not a candidates table: {_one_line(err)}") from err
+    problem = _candidates_problem(table, vocab_size)
+    if problem:
+        raise GraphmerError(f"{path} is not a candidates table: {problem}")
+    return table
+
+
+def _candidates_problem(table: pa.Table, vocab_size: int) -> str | None:
+    """What would crash or mislead the scoring further on: nulls, empty tails, ids the model's
+    embedding cannot look up, negative counts (their log prior would be NaN)."""
+    ids = pc.list_flatten(table["ids"])
+    if any(table[c].null_count for c in CANDIDATE_COLUMNS) or ids.null_count:
+        return "a value is null"
+    if not len(table):
+        return None
+    if pc.min(pc.list_value_length(table["ids"])).as_py() < 1:
+        return "a tail has no tokens"
+    lo, hi = pc.min(ids).as_py(), pc.max(ids).as_py()
+    if lo < 0 or hi >= vocab_size:
+        return f"token id {lo if lo < 0 else hi} is outside the model's vocabulary of {vocab_size}"
+    if pc.min(table["train_count"]).as_py() < 0:
+        return "a train_count is negative"
+    return None
+
+
 def code_window(
     ids: list[int], first: int, roots: int, leaves: int, tok
 ) -> tuple[dict[str, np.ndarray], int]:
@@ -319,11 +405,13 @@ def predict(
     model_dir: str | Path = "models",
     tokenizer: str | Path = "models/tokenizer.json",
     candidates: str | Path = "data/samples/candidates.parquet",
+    max_file_bytes: int = ExtractConfig.max_file_bytes,
 ) -> tuple[str, list[Prediction]]:
     """Top-k tails of (entity, relation) for a source file, ranked by the model on the file's code.
 
     Candidates are every tail of the relation in the training corpus graph plus every identifier
-    of the file, so a name that static extraction could not resolve can still be proposed."""
+    of the file, so a name that static extraction could not resolve can still be proposed. A file
+    over `max_file_bytes` (extraction's limit by default) is refused before it is read."""
     from graphmer.chains import char_offsets, mention_tokens
     from graphmer.relations import RELATION_NAMES
 
@@ -333,13 +421,7 @@ def predict(
     r = RELATION_NAMES.index(relation)
     if top_k <= 0:
         raise GraphmerError("--top-k must be > 0")
-    if not path.is_file():
-        raise GraphmerError(f"{path}: no such file")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise GraphmerError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
+    data, text = read_source(path, max_file_bytes)
     span, head_id, line = find_head(path, data, entity)
     candidates = Path(candidates)
     if not candidates.is_file():
@@ -355,9 +437,7 @@ def predict(
     anchor = int(first[0]) - start
     head_end = min(int(last[0]) + 1 - start, R)
 
-    import pyarrow.parquet as pq
-
-    known = Candidates.of(pq.read_table(candidates), r, L)
+    known = Candidates.of(read_candidates(candidates, model.cfg.vocab_size), r, L)
     seen = dict(known.index())  # a copy: the cached index stays the graph's
     names = sorted(set(IDENTIFIER.findall(text)))
     extra = []  # the file's own names the graph does not already offer

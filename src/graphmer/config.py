@@ -1,16 +1,21 @@
 """Typed views of `params.yaml`: one dataclass per section, built by name.
 
-Unknown keys and values of the wrong type are errors that name the key, so a
-typo in `params.yaml` (or in `dvc exp run -S ...`) fails loudly instead of being
-ignored.
+Unknown keys and sections, keys given twice, values of the wrong type and numbers
+out of range are errors that name the key, so a typo in `params.yaml` (or in
+`dvc exp run -S ...`) fails loudly instead of being ignored or crashing a stage
+later. Every numeric field carries its allowed `Range` as field metadata, checked
+by one helper at the start of each `__post_init__`; a trained model's
+`config.json` is checked by the same rules (`model_config`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,78 @@ from graphmer import GraphmerError
 
 class ConfigError(GraphmerError):
     """A params file that does not match the typed config."""
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field allows: lo..hi, either end excluded (open) or absent (None).
+
+    A float must also be finite: NaN fails every comparison, so without this test `lr: .nan`
+    would pass any bound written as `if value < lo: raise`."""
+
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+
+    def __str__(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            left, right = "(["[not self.open_lo], ")]"[not self.open_hi]
+            return f"in {left}{_num(self.lo)}, {_num(self.hi)}{right}"
+        if self.lo is not None:
+            return f"{'>' if self.open_lo else '>='} {_num(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.open_hi else '<='} {_num(self.hi)}"
+        return "finite"
+
+    def __contains__(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.open_lo else value < self.lo):
+            return False
+        return self.hi is None or (value < self.hi if self.open_hi else value <= self.hi)
+
+    def check(self, value: Any, where: str) -> None:
+        """A one-line ConfigError naming `where` and the range unless `value` lies in it."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number {self}, got {value!r}")
+        if value not in self:
+            kind = "a finite number " if isinstance(value, float) else ""
+            raise ConfigError(f"{where} must be {kind}{self}, got {value!r}")
+
+
+COUNT = Range(lo=1)  # steps, sizes, batches: zero of them is never meant
+NON_NEGATIVE = Range(lo=0)  # weights and counts where 0 means "off" or "all"
+POSITIVE = Range(lo=0, open_lo=True)
+PROBABILITY = Range(0, 1)
+OPEN_UNIT = Range(0, 1, open_lo=True, open_hi=True)
+SEED = Range(0, 2**32 - 1)  # numpy refuses negative seeds; 32 bits is what every RNG here accepts
+
+
+def ranged(default: Any, allowed: Range) -> Any:
+    """A dataclass field whose values `check_ranges` holds to `allowed`."""
+    return field(default=default, metadata={"range": allowed})
+
+
+def range_of(cls: type, name: str) -> Range:
+    """The Range of field `name` of dataclass `cls` (so another check can reuse the rule)."""
+    (f,) = [f for f in dataclasses.fields(cls) if f.name == name]
+    return f.metadata["range"]
+
+
+def check_ranges(obj: Any, section: str) -> None:
+    """Check every ranged field of a config dataclass; None (not set, e.g. a preset's size) passes."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if "range" in f.metadata and value is not None:
+            f.metadata["range"].check(value, f"{section}.{f.name}")
 
 
 # --------------------------------------------------------------------------- corpus
@@ -58,8 +135,9 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         where = f"corpus.sources[{self.name!r}]"
-        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
-            raise ConfigError(f"{where}.name must be letters, digits, '-', '_' or '.'")
+        # The name is a folder under data/raw/: '.', '..' or a hidden name would escape or hide it.
+        if not self.name or self.name[0] == "." or not all(c.isalnum() or c in "-_." for c in self.name):
+            raise ConfigError(f"{where}.name must be letters, digits, '-', '_' or '.', not starting with '.'")
         if self.kind not in SOURCE_KINDS:
             raise ConfigError(f"{where}.kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
         required = {
@@ -87,14 +165,15 @@ class CorpusConfig:
 
     sources: list[SourceConfig]
     """The pinned source list."""
-    max_archive_member_bytes: int = 64 * 2**20
+    max_archive_member_bytes: int = ranged(64 * 2**20, COUNT)
     """Largest single archive member accepted (decompression-bomb guard)."""
-    max_archive_total_bytes: int = 2 * 2**30
+    max_archive_total_bytes: int = ranged(2 * 2**30, COUNT)
     """Largest total unpacked size of one archive."""
-    max_archive_members: int = 200_000
+    max_archive_members: int = ranged(200_000, COUNT)
     """Most members one archive may hold."""
 
     def __post_init__(self) -> None:
+        check_ranges(self, "corpus")
         names = [s.name for s in self.sources]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -110,18 +189,15 @@ class CorpusConfig:
 class ExtractConfig:
     """`extract`: tree-sitter extraction of the code knowledge graph."""
 
-    workers: int = 0
+    workers: int = ranged(0, NON_NEGATIVE)
     """Worker processes; 0 means one per CPU core."""
-    max_file_bytes: int = 1_000_000
+    max_file_bytes: int = ranged(1_000_000, COUNT)
     """Files larger than this are skipped with reason `too_large`."""
-    chunk_files: int = 16
+    chunk_files: int = ranged(16, COUNT)
     """Files per task handed to a worker (larger: less overhead, coarser balance)."""
 
     def __post_init__(self) -> None:
-        if self.workers < 0:
-            raise ConfigError("extract.workers must be >= 0 (0 = all cores)")
-        if self.max_file_bytes <= 0 or self.chunk_files <= 0:
-            raise ConfigError("extract.max_file_bytes and extract.chunk_files must be > 0")
+        check_ranges(self, "extract")
 
     @property
     def resolved_workers(self) -> int:
@@ -137,23 +213,21 @@ class SplitConfig:
 
     by: str = "file"
     """file: each file (group of near-duplicates) by a content hash; source: whole projects held out."""
-    dev_fraction: float = 0.1
+    dev_fraction: float = ranged(0.1, OPEN_UNIT)
     """by=file: share of (de-duplicated) files in dev, where every choice is tuned."""
-    test_fraction: float = 0.1
+    test_fraction: float = ranged(0.1, OPEN_UNIT)
     """by=file: share of files in test, where the reported numbers come from."""
     dev_sources: list[str] = field(default_factory=list)
     """by=source: sources (corpus.sources names) held out for dev."""
     test_sources: list[str] = field(default_factory=list)
     """by=source: sources held out for test."""
-    near_duplicate_share: float = 0.5
+    near_duplicate_share: float = ranged(0.5, OPEN_UNIT)
     """A file sharing at least this share of its distinctive lines with another goes with it."""
-    seed: int = 0
+    seed: int = ranged(0, SEED)
     """Salt of the content hash that assigns files; change it for another split."""
 
     def __post_init__(self) -> None:
-        for key in ("dev_fraction", "test_fraction", "near_duplicate_share"):
-            if not 0.0 < getattr(self, key) < 1.0:
-                raise ConfigError(f"split.{key} must be between 0 and 1")
+        check_ranges(self, "split")
         if self.dev_fraction + self.test_fraction >= 1.0:
             raise ConfigError("split.dev_fraction + split.test_fraction must leave files for training")
         if self.by not in ("file", "source"):
@@ -169,50 +243,46 @@ class SplitConfig:
 class TokenizerConfig:
     """`tokenizer`: byte-level BPE trained on the training split."""
 
-    vocab_size: int = 8000
+    vocab_size: int = ranged(8000, Range(lo=300))
     """Vocabulary size, the 5 special tokens and 256 byte symbols included."""
-    min_frequency: int = 2
+    min_frequency: int = ranged(2, COUNT)
     """A merge must occur at least this often."""
 
     def __post_init__(self) -> None:
-        if self.vocab_size < 300:
-            raise ConfigError("tokenizer.vocab_size must be >= 300 (256 bytes + specials + merges)")
+        check_ranges(self, "tokenizer")  # >= 300: 256 byte symbols, 5 specials, some merges
 
 
 @dataclass
 class SamplesConfig:
     """`samples`: GraphMERT leafy-chain windows and how the loader fills and masks them."""
 
-    roots: int = 128
+    roots: int = ranged(128, Range(2, 2**15, open_hi=True))  # anchors are stored as int16
     """R: code tokens per window (the chain of roots)."""
-    leaves: int = 7
+    leaves: int = ranged(7, COUNT)
     """L: leaf slots per root; sequence length is R + R*L."""
-    stride: int = 128
+    stride: int = ranged(128, COUNT)
     """Tokens between window starts (< roots: overlapping windows)."""
     balance: bool = True
     """Draw the injected triple of an anchor with weight 1/frequency of its relation."""
-    mask_rate: float = 0.15
+    mask_rate: float = ranged(0.15, OPEN_UNIT)
     """Share of roots masked (span masking)."""
-    span_p: float = 0.2
+    span_p: float = ranged(0.2, OPEN_UNIT)
     """Geometric parameter of span lengths (clipped to 1..max_span)."""
-    max_span: int = 7
+    max_span: int = ranged(7, COUNT)
     """Longest masked span of roots."""
-    leaf_mask_prob: float = 0.15
+    leaf_mask_prob: float = ranged(0.15, OPEN_UNIT)
     """Probability that a non-empty leaf group is masked whole."""
 
     def __post_init__(self) -> None:
-        if self.roots < 2 or self.leaves < 1 or not 0 < self.stride <= self.roots:
-            raise ConfigError("samples: need roots >= 2, leaves >= 1 and 0 < stride <= roots")
-        if self.roots >= 2**15:
-            raise ConfigError("samples.roots must be < 32768")
-        for key in ("mask_rate", "span_p", "leaf_mask_prob"):
-            if not 0.0 < getattr(self, key) < 1.0:
-                raise ConfigError(f"samples.{key} must be between 0 and 1")
+        check_ranges(self, "samples")
+        if self.stride > self.roots:
+            raise ConfigError(f"samples.stride ({self.stride}) must be <= samples.roots ({self.roots})")
 
 
 # --------------------------------------------------------------------------- model, train
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SIZES = ("layers", "hidden", "heads", "ffn")
 
 
 @dataclass
@@ -221,11 +291,18 @@ class ModelSection:
 
     preset: str = "tiny"
     """tiny (4 layers, 256 wide, 4 heads) or base (12, 768, 12; FFN 3072)."""
-    layers: int | None = None
-    hidden: int | None = None
-    heads: int | None = None
-    ffn: int | None = None
-    dropout: float = 0.1
+    # The upper bounds lie far above any model trained here (base: 12 x 768): a bigger value is a
+    # typo that would otherwise allocate until memory runs out before anything else could fail.
+    layers: int | None = ranged(None, Range(1, 1024))
+    """Transformer blocks; unset: the preset's."""
+    hidden: int | None = ranged(None, Range(1, 2**16))
+    """Width of the residual stream; a multiple of heads."""
+    heads: int | None = ranged(None, Range(1, 1024))
+    """Attention heads."""
+    ffn: int | None = ranged(None, Range(1, 2**18))
+    """Width of the feed-forward layer."""
+    dropout: float = ranged(0.1, Range(0, 1, open_hi=True))
+    """Dropout probability on the embeddings and in every block."""
     hgat: bool = True
     """Relation-aware leaf embedding (H-GAT)."""
     decay_mask: bool = True
@@ -238,16 +315,13 @@ class ModelSection:
     def __post_init__(self) -> None:
         from graphmer.model import PRESETS
 
+        check_ranges(self, "model")
         if self.preset not in PRESETS:
             raise ConfigError(f"model.preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
-        hidden = self.hidden or PRESETS[self.preset]["hidden"]
-        heads = self.heads or PRESETS[self.preset]["heads"]
-        if hidden % heads:
-            raise ConfigError(f"model.hidden ({hidden}) must be divisible by model.heads ({heads})")
+        check_model(PRESETS[self.preset] | self.overrides(), "model")  # the sizes the model gets
 
     def overrides(self) -> dict:
-        keys = ("layers", "hidden", "heads", "ffn")
-        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in SIZES if getattr(self, k) is not None}
         return out | {
             "dropout": self.dropout,
             "hgat": self.hgat,
@@ -261,53 +335,53 @@ class ModelSection:
 class TrainConfig:
     """`train`: optimization of MLM + mu(t) * MNM + constraint_weight * InfoNCE."""
 
-    steps: int = 500
+    steps: int = ranged(500, COUNT)
     """Optimizer steps."""
-    micro_batch: int = 8
+    micro_batch: int = ranged(8, COUNT)
     """Windows per forward pass (per process)."""
-    grad_accum: int = 4
+    grad_accum: int = ranged(4, COUNT)
     """Micro-batches per optimizer step: effective batch = micro_batch * grad_accum * processes."""
-    lr: float = 1e-3
-    warmup_steps: int = 50
-    min_lr_ratio: float = 0.1
+    lr: float = ranged(1e-3, POSITIVE)
+    """Peak learning rate."""
+    warmup_steps: int = ranged(50, NON_NEGATIVE)
+    """Steps of linear warm-up to lr."""
+    min_lr_ratio: float = ranged(0.1, PROBABILITY)
     """Cosine decay ends at lr * min_lr_ratio."""
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    mnm_weight: float = 1.0
+    weight_decay: float = ranged(0.01, NON_NEGATIVE)
+    """AdamW weight decay."""
+    grad_clip: float = ranged(1.0, POSITIVE)
+    """Largest gradient norm (clipping to 0 would zero every update)."""
+    mnm_weight: float = ranged(1.0, NON_NEGATIVE)
     """Target weight mu of the MNM loss."""
-    mnm_ramp_steps: int = 100
+    mnm_ramp_steps: int = ranged(100, NON_NEGATIVE)
     """Steps after warm-up over which mu ramps linearly from 0 to mnm_weight (curriculum)."""
-    constraint_weight: float = 0.1
+    constraint_weight: float = ranged(0.1, NON_NEGATIVE)
     """Weight of the graph-structure InfoNCE regularizer (0 switches it off)."""
     anchored_only: bool = True
     """Train on the windows that carry at least one triple (a quarter carry none: MLM alone)."""
     precision: str = "auto"
     """auto | fp32 | bf16 | fp16; auto: bf16 on CUDA cards that have it, fp16 on older ones, fp32 on CPU."""
-    checkpoint_every: int = 250
-    keep_checkpoints: int = 2
-    eval_every: int = 100
-    eval_batches: int = 8
-    log_every: int = 1
+    checkpoint_every: int = ranged(250, COUNT)
+    """Steps between resumable checkpoints."""
+    keep_checkpoints: int = ranged(2, COUNT)
+    """Checkpoints kept on disk (the newest)."""
+    eval_every: int = ranged(100, COUNT)
+    """Steps between dev evaluations."""
+    eval_batches: int = ranged(8, COUNT)
+    """Micro-batches of dev windows per evaluation (0 would report an accuracy of nothing)."""
+    log_every: int = ranged(1, COUNT)
+    """Steps between logged metrics."""
     monitor_system: bool = True
     """Log CPU and RAM use (and GPU utilization, memory, temperature, power) with the curves."""
-    seed: int = 0
+    seed: int = ranged(0, SEED)
+    """Seeds the initialization and the order of the micro-batches."""
 
     def __post_init__(self) -> None:
+        check_ranges(self, "train")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}")
-        for key in (
-            "steps",
-            "micro_batch",
-            "grad_accum",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "eval_every",
-            "log_every",
-        ):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"train.{key} must be > 0")
-        if self.warmup_steps < 0 or self.mnm_ramp_steps < 0:
-            raise ConfigError("train.warmup_steps and train.mnm_ramp_steps must be >= 0")
+            raise ConfigError(
+                f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
 
 @dataclass
@@ -316,25 +390,64 @@ class EvaluateConfig:
 
     split: str = "test"
     """Held-out files asked: dev (every tuning choice) or test (the reported numbers)."""
-    seed: int = 0
+    seed: int = ranged(0, SEED)
     """Fixes masks, injections and the triple sample: runs compare on the same questions."""
-    windows: int = 2048
+    windows: int = ranged(2048, NON_NEGATIVE)
     """Validation windows for masked MLM/MNM accuracy (0: all)."""
-    triples_per_relation: int = 100
+    triples_per_relation: int = ranged(100, NON_NEGATIVE)
     """Held-out triples ranked per relation (a seeded sample of those unseen in training; 0: all)."""
-    batch_size: int = 32
+    batch_size: int = ranged(32, COUNT)
     """Windows per forward pass."""
     code_only: bool = False
     """Also rank with every other leaf group emptied (what the graph input adds; doubles the cost)."""
 
     def __post_init__(self) -> None:
-        for key in ("windows", "triples_per_relation"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"evaluate.{key} must be >= 0")
-        if self.batch_size <= 0:
-            raise ConfigError("evaluate.batch_size must be > 0")
+        check_ranges(self, "evaluate")
         if self.split not in ("dev", "test"):
             raise ConfigError(f"evaluate.split must be dev or test, got {self.split!r}")
+
+
+# --------------------------------------------------------------------------- a trained model's settings
+
+# A saved config.json holds ModelConfig's fields; each one is held to the rule of the params field
+# it was resolved from, so a model that trains can always be loaded and the two never disagree.
+MODEL_RANGES: dict[str, Range] = {
+    # the trained tokenizer's real size, below tokenizer.vocab_size when a small corpus has few merges;
+    # load_model holds it to the tokenizer's, exactly
+    "vocab_size": COUNT,
+    "roots": range_of(SamplesConfig, "roots"),
+    "leaves": range_of(SamplesConfig, "leaves"),
+    **{key: range_of(ModelSection, key) for key in (*SIZES, "dropout")},
+    "decay_lambda": OPEN_UNIT,  # attention decays as lambda ** distance
+    "max_head_tokens": COUNT,
+}
+
+
+def check_model(values: Mapping[str, Any], where: str = "") -> None:
+    """Ranges and cross-field rules of resolved model settings (a preset with its overrides, or a
+    saved config.json), which GraphMERT would otherwise fail on, or allocate for, when built."""
+    for key, allowed in MODEL_RANGES.items():
+        if key in values:
+            allowed.check(values[key], _key(where, key))
+    hidden, heads = values["hidden"], values["heads"]
+    if hidden % heads:
+        raise ConfigError(
+            f"{_key(where, 'hidden')} ({hidden}) must be divisible by {_key(where, 'heads')} ({heads})"
+        )
+
+
+def model_config(raw: Any, where: str) -> Any:
+    """A ModelConfig from a trained model's settings (config.json less its `architecture` tag),
+    checked for types by `build` and for ranges by `check_model` before any model is built;
+    an error is one line that starts with `where` (the file)."""
+    from graphmer.model import ModelConfig
+
+    try:
+        cfg = build(ModelConfig, raw, "")
+        check_model(dataclasses.asdict(cfg))
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return cfg
 
 
 # --------------------------------------------------------------------------- building
@@ -351,21 +464,27 @@ SECTIONS: dict[str, type] = {
 }
 
 
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
 def build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass `cls` from a mapping, checking keys and types; `where` names it in errors."""
+    """Build dataclass `cls` from a mapping, checking keys and types; `where` names it in errors
+    ("" for a flat file whose keys are the fields)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+        must = f"{where} must be" if where else "must hold"
+        raise ConfigError(f"{must} a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(map(str, set(data) - set(fields)))  # str: YAML keys may be numbers
     if unknown:
-        raise ConfigError(f"unknown key {where}.{unknown[0]} (known: {', '.join(fields)})")
+        raise ConfigError(f"unknown key {_key(where, unknown[0])} (known: {', '.join(fields)})")
     values = {}
     for name, f in fields.items():
         if name in data:
-            values[name] = _coerce(hints[name], data[name], f"{where}.{name}")
+            values[name] = _coerce(hints[name], data[name], _key(where, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing key {where}.{name}")
+            raise ConfigError(f"missing key {_key(where, name)}")
     return cls(**values)
 
 
@@ -383,31 +502,76 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**1023:  # float() would raise OverflowError
+            raise ConfigError(f"{where} must be a finite number, got an integer of {len(str(value))} digits")
         return float(value)
     if tp is str and isinstance(value, (int, float)):
         # YAML reads `version: 5.10` as the float 5.1: demand quotes instead of guessing.
         raise ConfigError(f"{where} must be a string (quote it in YAML), got {value!r}")
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}")
+        raise ConfigError(f"{where} must be {tp.__name__}, got {_short(value)}")
     return value
 
 
+def _short(value: Any) -> str:
+    """repr of a value, cut to keep an error on one short line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping, at any depth.
+
+    PyYAML keeps the last of two equal keys without a word, so `lr:` written twice in
+    `train:` would silently train with the second value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_at: dict[Any, str] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden: not a duplicate
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first_at.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                continue
+            if earlier is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at {earlier})", key_node.start_mark
+                )
+            mark = key_node.start_mark
+            first_at[key] = f"line {mark.line + 1}, column {mark.column + 1}"
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The sections of a params file, untyped; a key given twice or an unknown section is an error."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as err:
+        data = yaml.load(Path(path).read_text(), Loader=UniqueKeyLoader)  # a SafeLoader: plain data only
+    except OSError as err:
         raise ConfigError(f"cannot read {path}: {err}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of sections")
+    unknown = sorted(map(str, set(data) - set(SECTIONS)))
+    if unknown:
+        raise ConfigError(f"{path}: unknown params section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
     return data
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's message on one line: the problem and where (its own str spans several lines)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        return f"{where}{err.problem}"
+    return " ".join(str(err).split())
 
 
 def load_all(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Every section of a params file, typed; an unknown section is an error."""
     params = load_params(path)
-    unknown = sorted(set(params) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"unknown params section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
     return {name: build(cls, params.get(name, {}), name) for name, cls in SECTIONS.items()}
 
 
