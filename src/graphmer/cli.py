@@ -70,6 +70,8 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from graphmer.config import ExtractConfig
+
     parser = argparse.ArgumentParser(prog="graphmer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -90,10 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a folder (a checkout, a project)")
     p.add_argument("--out", type=Path, required=True, help="output folder for the Parquet files")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
-    p.add_argument("--max-file-bytes", type=int, default=1_000_000, help="skip larger files (default 1 MB)")
+    p.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=ExtractConfig.max_file_bytes,
+        help=f"skip larger files (default {ExtractConfig.max_file_bytes})",
+    )
     p.set_defaults(run=_extract)
 
-    from graphmer.config import ExtractConfig
     from graphmer.relations import RELATION_NAMES
 
     p = sub.add_parser(
