@@ -92,9 +92,15 @@ def test_corrupt_or_foreign_checkpoints_are_refused_and_kept(tiny, tmp_path, cap
     (good.parent / "step-00000003.pt").write_bytes(b"not a checkpoint")  # a newer, truncated one
     foreign = torch.load(good, weights_only=True) | {"fingerprint": "0" * 16}
     torch.save(foreign, good.parent / "step-00000004.pt")
-    state = find_checkpoint(good.parent, fp)
+    misfit = torch.load(good, weights_only=True)  # the right fingerprint, a tensor of the wrong shape
+    name = next(iter(misfit["model"]))
+    misfit["model"][name] = torch.zeros(3, 5)
+    torch.save(misfit, good.parent / "step-00000005.pt")
+    shapes = {k: v.shape for k, v in torch.load(good, weights_only=True)["model"].items()}
+    state = find_checkpoint(good.parent, fp, shapes=shapes)
     out = capsys.readouterr().out
     assert "step-00000004.pt is from another config" in out and "step-00000003.pt is unreadable" in out
+    assert f"step-00000005.pt does not fit the model ({name} is (3, 5)" in out
     assert state is not None and state["step"] == 2
     # Another config trains from scratch beside it and leaves the first run's checkpoint alone.
     train(cfg, replace(CFG, lr=1e-3), SAMPLES, p, progress=False, stop_after=2)

@@ -212,8 +212,9 @@ def save_checkpoint(folder: Path, step: int, state: dict, keep: int) -> Path:
     return path
 
 
-def find_checkpoint(folder: Path, fp: str, say=print) -> dict | None:
-    """The newest checkpoint that loads and matches `fp`; says why it passes over others."""
+def find_checkpoint(folder: Path, fp: str, say=print, shapes: dict | None = None) -> dict | None:
+    """The newest checkpoint that loads, matches `fp` and (given the model's `shapes`, name ->
+    size) fits the model; says why it passes over others."""
     for path in sorted(folder.glob("step-*.pt"), reverse=True):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -223,7 +224,25 @@ def find_checkpoint(folder: Path, fp: str, say=print) -> dict | None:
         if not isinstance(state, dict) or state.get("fingerprint") != fp:
             say(f"train: checkpoint {path.name} is from another config or data; not resuming from it")
             continue
+        if shapes is not None and (misfit := _misfit(state.get("model"), shapes)):
+            say(f"train: checkpoint {path.name} does not fit the model ({misfit}); skipping it")
+            continue
         return state
+    return None
+
+
+def _misfit(weights, shapes: dict) -> str | None:
+    """Why a checkpoint's weights cannot load into a model with `shapes`, or None."""
+    if not isinstance(weights, dict):
+        return "no model weights"
+    if missing := sorted(set(shapes) - set(weights)):
+        return f"{missing[0]} missing"
+    if extra := sorted(set(weights) - set(shapes)):
+        return f"unexpected {extra[0]}"
+    for name, size in shapes.items():
+        if not isinstance(weights[name], torch.Tensor) or weights[name].shape != size:
+            got = tuple(getattr(weights[name], "shape", ()))
+            return f"{name} is {got}, the model's is {tuple(size)}"
     return None
 
 
@@ -274,7 +293,8 @@ def train(
         for folder in (paths.out, ckpt_dir):
             atomic.remove_stale(folder)
     start = 0
-    if resume and (state := find_checkpoint(ckpt_dir, fp, print if d.main else lambda _: None)):
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    if resume and (state := find_checkpoint(ckpt_dir, fp, print if d.main else lambda _: None, shapes)):
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         if state.get("scaler"):
