@@ -31,20 +31,20 @@ def tar_bytes(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def make_pypi_index(root: Path) -> tuple[str, str]:
-    """A PEP 503 index holding demo-pkg 1.0; returns (index URL, sdist sha256)."""
-    top = "demo_pkg-1.0/"
-    sdist = tar_bytes(
-        {
-            top + "PKG-INFO": b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
-            top + "pyproject.toml": PYPROJECT,
-            top + "demo/__init__.py": b"",
-            top + "demo/core.py": b"def run():\n    return 1\n",
-            top + "demo/static/app.js": b"function go() { return 1; }\n",
-            top + "demo/static/vendor/lib.js": b"var lib = 1;\n",
-            top + "docs/index.rst": b"Demo\n",
-        }
-    )
+def make_pypi_index(root: Path, extra: dict[str, bytes] | None = None) -> tuple[str, str]:
+    """A PEP 503 index holding demo-pkg 1.0 (with `extra` files in its sdist); returns (index URL,
+    sdist sha256)."""
+    files = {
+        "PKG-INFO": b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
+        "pyproject.toml": PYPROJECT,
+        "demo/__init__.py": b"",
+        "demo/core.py": b"def run():\n    return 1\n",
+        "demo/static/app.js": b"function go() { return 1; }\n",
+        "demo/static/vendor/lib.js": b"var lib = 1;\n",
+        "docs/index.rst": b"Demo\n",
+        **(extra or {}),
+    }
+    sdist = tar_bytes({"demo_pkg-1.0/" + name: data for name, data in files.items()})
     (root / "files").mkdir(parents=True)
     (root / "files/demo_pkg-1.0.tar.gz").write_bytes(sdist)
     sha = hashlib.sha256(sdist).hexdigest()

@@ -4,7 +4,6 @@ skipped with one line naming the input, nothing written outside the target, noth
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import signal
@@ -23,7 +22,7 @@ from graphmer.config import CorpusConfig, SourceConfig
 from graphmer.corpus.archive import Limits, UnsafeArchiveError, extract_archive
 from graphmer.corpus.fetch import MARKER, fetch_corpus
 from graphmer.corpus.sources import FetchError, fetch_source
-from tests.corpus.fixtures import PYPROJECT, tar_bytes
+from tests.corpus.fixtures import make_pypi_index
 
 
 @contextlib.contextmanager
@@ -101,23 +100,7 @@ def evil_index(root, canary):
     """A PEP 503 index whose sdist's build backend writes `canary` the moment it is imported."""
     backend = f"open({str(canary)!r}, 'w').write('ran')\n"
     backend += "def prepare_metadata_for_build_wheel(d, c=None):\n    1/0\n"
-    top = "evil_pkg-1.0/"
-    sdist = tar_bytes(
-        {
-            top + "PKG-INFO": b"Metadata-Version: 2.1\nName: evil-pkg\nVersion: 1.0\n",
-            top + "pyproject.toml": PYPROJECT,
-            top + "backend.py": backend.encode(),
-            top + "evil/core.py": b"def run():\n    return 1\n",
-        }
-    )
-    (root / "files").mkdir(parents=True)
-    (root / "files/evil_pkg-1.0.tar.gz").write_bytes(sdist)
-    sha = hashlib.sha256(sdist).hexdigest()
-    (root / "simple/evil-pkg").mkdir(parents=True)
-    (root / "simple/evil-pkg/index.html").write_text(
-        f'<a href="../../files/evil_pkg-1.0.tar.gz#sha256={sha}">evil_pkg-1.0.tar.gz</a>\n'
-    )
-    return (root / "simple").as_uri(), sha
+    return make_pypi_index(root, {"backend.py": backend.encode()})
 
 
 @pytest.mark.parametrize("right_pin", [True, False])
@@ -125,11 +108,11 @@ def test_pypi_sdist_code_never_runs(tmp_path, right_pin):
     canary = tmp_path / "canary"
     index, sha = evil_index(tmp_path / "index", canary)
     pin = sha if right_pin else "0" * 64
-    src = SourceConfig("evil", "pypi", package="evil-pkg", version="1.0", sha256=pin, index_url=index)
+    src = SourceConfig("evil", "pypi", package="demo-pkg", version="1.0", sha256=pin, index_url=index)
     (tmp_path / "work").mkdir()
     if right_pin:
         root = fetch_source(src, tmp_path / "work", Limits())
-        assert (root / "evil/core.py").is_file()
+        assert (root / "demo/core.py").is_file()
     else:
         with pytest.raises(FetchError, match=r"source 'evil': sha256 mismatch"):
             fetch_source(src, tmp_path / "work", Limits())
