@@ -2,12 +2,15 @@
 
 One classifier serves `fetch` (what counts in the corpus) and `extract` (what is
 parsed; the rest is listed in files.parquet with its reason), so both agree.
+Source files are read through `read_regular`, which opens regular files only: a
+FIFO named `x.py` would hang a plain read, and a device never end.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -52,8 +55,27 @@ def language_of(path: str | PurePosixPath) -> str | None:
     return EXTENSIONS.get(PurePosixPath(path).suffix.lower())
 
 
+def name_skip_reason(path: str) -> str | None:
+    """`undecodable_name` for a path that is not UTF-8 on disk: os.walk hands it over with
+    surrogates, which no table, JSON or log line can store as text."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "undecodable_name"
+    return None
+
+
+def printable_path(path: str) -> str:
+    """The path as text that can be stored: bytes that are not UTF-8 written as `\\xe9`."""
+    if name_skip_reason(path) is None:
+        return path
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def path_skip_reason(path: str | PurePosixPath) -> str | None:
-    """A skip reason decided by the path alone (vendored, i18n, minified by name)."""
+    """A skip reason decided by the path alone (undecodable, vendored, i18n, minified by name)."""
+    if reason := name_skip_reason(str(path)):
+        return reason
     p = PurePosixPath(path)
     dirs = {d.lower() for d in p.parts[:-1]}
     if dirs & VENDOR_DIRS:
@@ -108,3 +130,52 @@ def iter_files(root: Path) -> Iterator[tuple[str, Path]]:
         for name in entries:
             path = base / name
             yield path.relative_to(root).as_posix(), path
+
+
+def special_file_reason(path: Path) -> str | None:
+    """Why `path` must not be opened as a source file: `symlink` (it may point anywhere),
+    `not_regular_file` (a FIFO blocks the reader, a device may never end, opening some has side
+    effects), `unreadable` (it vanished or cannot be looked at); None for a regular file.
+    Decided by lstat alone: the file is never opened."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "unreadable"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return None if stat.S_ISREG(mode) else "not_regular_file"
+
+
+class SkipFile(Exception):
+    """A file that `read_regular` did not read, with the reason to list it under."""
+
+    def __init__(self, reason: str, size: int = 0):
+        super().__init__(reason)
+        self.reason, self.size = reason, size
+
+
+def read_regular(path: Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, or SkipFile with `special_file_reason`'s reasons, `unreadable`,
+    or `too_large` (with the size: a file over max_bytes is not read, so a huge or sparse file
+    costs nothing). The open neither follows a symlink nor waits on a FIFO, and the opened file is
+    checked again, so one swapped in after the lstat is refused too."""
+    if reason := special_file_reason(path):
+        raise SkipFile(reason)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        raise SkipFile("unreadable") from err
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SkipFile("not_regular_file")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise SkipFile("too_large", st.st_size)
+        try:
+            data = f.read(-1 if max_bytes is None else max_bytes + 1)
+        except OSError as err:
+            raise SkipFile("unreadable") from err
+    if max_bytes is not None and len(data) > max_bytes:  # it grew since the fstat
+        raise SkipFile("too_large", len(data))
+    return data

@@ -8,7 +8,7 @@ names resolve without imports. Calls on a variable use its declared type.
 from __future__ import annotations
 
 import tree_sitter_java
-from tree_sitter import Language, Parser, Query
+from tree_sitter import Language, Query
 
 from graphmer.extract.model import (
     FileGraph,
@@ -19,6 +19,7 @@ from graphmer.extract.model import (
     exact,
     is_test_path,
     nest,
+    parse,
     scope_index,
     text,
 )
@@ -148,11 +149,23 @@ def type_name(node) -> str | None:
     return name if name.replace(".", "").replace("_", "a").replace("$", "a").isalnum() else None
 
 
+def receiver_text(obj) -> str | None:
+    """The text of a call's receiver made of names (`a`, `a.b.C`, `this.x.y`), else None. A receiver
+    holding a call is not spelled out: in a chain `x.f().y.f().y.f()` each receiver's text holds
+    all the shorter ones, so reading them all costs length squared."""
+    node = obj
+    while node is not None and node.type == "field_access":
+        node = node.child_by_field_name("object")
+    if node is None or node.type not in ("identifier", "scoped_identifier", "this", "super"):
+        return None
+    return text(obj)
+
+
 class _File(FileState):
     language = "java"
 
-    def __init__(self, path: str):
-        super().__init__(path)
+    def __init__(self, path: str, size: int):
+        super().__init__(path, size)
         self.vars: dict[str, dict[str, str]] = {}  # scope (method or class) -> name -> type
         self.test_file = is_test_path(path)
 
@@ -285,8 +298,7 @@ class _File(FileState):
             ref = Ref("self", name, cls)
         elif obj.type == "super":
             ref = Ref("super", name, cls)
-        elif obj.type in ("identifier", "scoped_identifier", "field_access"):
-            recv = text(obj)
+        elif (recv := receiver_text(obj)) is not None:
             var = self.var_type(scope, recv) if obj.type == "identifier" else None
             if var:
                 ref = Ref("dotted", f"{var}.{name}", scope)
@@ -308,9 +320,9 @@ class _File(FileState):
 
 
 def extract(path: str, data: bytes, unit: str) -> FileGraph:
-    tree = Parser(LANGUAGE).parse(data)
+    tree = parse(LANGUAGE, data)
     root = tree.root_node
-    f = _File(path)
+    f = _File(path, len(data))
     f.g.error_nodes = count_errors(root)
     caps = captures(QUERY, root)
     pkg_node = (caps.get("package") or [None])[0]

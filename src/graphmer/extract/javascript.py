@@ -5,15 +5,21 @@ class declarations, functions or classes bound to a variable, methods (of
 classes and of object literals bound to a variable, the namespace pattern of
 pre-ES6 code), and test blocks (`it()`, `test()`, `QUnit.test()`). Types come
 from JSDoc (`@param {T} x`, `@returns {T}`, `@type {T}`) where present.
+
+The query also captures what a node sits in (the JSDoc comment before it, the
+declarator of a `require()`, the call or assignment around `this.x`), never
+`node.parent`: tree-sitter finds a parent by walking down from the root, so
+asking once per node costs depth squared on deeply nested files.
 """
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 import re
 
 import tree_sitter_javascript
-from tree_sitter import Language, Parser, Query
+from tree_sitter import Language, Query
 
 from graphmer.extract.model import (
     FileGraph,
@@ -24,6 +30,7 @@ from graphmer.extract.model import (
     dotted_name,
     exact,
     nest,
+    parse,
     scope_index,
     text,
 )
@@ -52,7 +59,18 @@ QUERY = Query(
 (new_expression) @new
 (throw_statement) @throw
 (member_expression object: (this)) @thisprop
+((comment) @doc . (_) @documented (#match? @doc "^/[*][*]"))
+(variable_declarator
+  value: (call_expression
+    function: (identifier) @req (#eq? @req "require") arguments: (arguments . (string)))) @requirer
+(call_expression function: (member_expression object: (this)) @thiscalled)
+(assignment_expression left: (member_expression object: (this)) @thisset)
+(augmented_assignment_expression left: (member_expression object: (this)) @thisset)
 """,
+)
+# Statements whose JSDoc documents what they declare: `/** */ const f = ...`, `/** */ export class C`.
+DOC_HOLDERS = frozenset(
+    {"lexical_declaration", "variable_declaration", "expression_statement", "export_statement"}
 )
 PREFIX = "js:"
 TEST_CALLEES = frozenset({"it", "test", "QUnit.test", "specify"})
@@ -136,13 +154,34 @@ def dotted(node) -> str | None:
     return dotted_name(node, "member_expression", "property")
 
 
+def jsdocs(comments: list, documented: list) -> dict[int, str]:
+    """JSDoc text by the id of the node it documents: the node right after the comment, and what a
+    documented statement declares. Both lists are in document order; a node's comment is the last
+    one to end before it (nothing named lies between a node and its previous sibling)."""
+    ends = [c.end_byte for c in comments]
+    docs: dict[int, str] = {}
+    for node in documented:  # a statement comes before what it holds, whose own comment wins
+        doc = text(comments[bisect.bisect_right(ends, node.start_byte) - 1])
+        docs[node.id] = doc
+        for child in node.named_children if node.type in DOC_HOLDERS else []:
+            docs.setdefault(child.id, doc)
+            for grandchild in child.named_children if child.type in DOC_HOLDERS else []:
+                docs.setdefault(grandchild.id, doc)  # export const f = ...
+    return docs
+
+
 class _File(FileState):
     language = "javascript"
 
-    def __init__(self, path: str, unit: str):
-        super().__init__(path)
+    def __init__(self, path: str, unit: str, size: int, caps: dict[str, list]):
+        super().__init__(path, size)
         self.unit = unit
         self.mid = PREFIX + unit
+        self.docs = jsdocs(caps.get("doc", []), caps.get("documented", []))
+        # require() call id -> its declarator; ids of `this.x` that are called / assigned
+        self.requirers = {d.child_by_field_name("value").id: d for d in caps.get("requirer", [])}
+        self.this_called = {n.id for n in caps.get("thiscalled", [])}
+        self.this_set = {n.id for n in caps.get("thisset", [])}
 
     def child_id(self, parent: str, name: str) -> str:
         return f"{parent}:{name}" if parent == self.mid else f"{parent}.{name}"
@@ -258,18 +297,9 @@ class _File(FileState):
         if ret and (tname := jsdoc_type(ret.group(1))) and tname not in ("void", "undefined"):
             self.g.add(eid, R.RETURNS, Ref("dotted", tname, eid), node)
 
-    @staticmethod
-    def _jsdoc(node) -> str:
+    def _jsdoc(self, node) -> str:
         """The /** */ comment right before a definition (or before its declaration statement)."""
-        for candidate in (node, node.parent, node.parent.parent if node.parent else None):
-            if candidate is None:
-                break
-            prev = candidate.prev_sibling
-            if prev is not None and prev.type == "comment" and text(prev).startswith("/**"):
-                return text(prev)
-            if candidate.type in ("lexical_declaration", "variable_declaration", "expression_statement"):
-                break
-        return ""
+        return self.docs.get(node.id, "")
 
     def field(self, node, cls: str) -> None:
         prop = node.child_by_field_name("property")
@@ -307,8 +337,8 @@ class _File(FileState):
         spec = node.child_by_field_name("arguments").named_children[0]
         target = self.module_target(text(spec).strip("'\"`"))
         self.g.add(self.mid, R.IMPORTS, exact(target), node, spec)
-        decl = node.parent
-        if decl is not None and decl.type == "variable_declarator":
+        decl = self.requirers.get(node.id)
+        if decl is not None:
             name = decl.child_by_field_name("name")
             if name.type == "identifier":
                 self.g.imports[text(name)] = target
@@ -340,16 +370,11 @@ class _File(FileState):
             self.g.add(scope, R.TESTS, ref, node, span)
 
     def this_prop(self, node, scope: str) -> None:
-        cls, parent = self.class_of(scope), node.parent
-        if cls is None or (
-            parent.type == "call_expression" and parent.child_by_field_name("function") == node
-        ):
+        cls = self.class_of(scope)
+        if cls is None or node.id in self.this_called:
             return
         prop = node.child_by_field_name("property")
-        if (
-            parent.type in ("assignment_expression", "augmented_assignment_expression")
-            and parent.child_by_field_name("left") == node
-        ):
+        if node.id in self.this_set:
             fid = f"{cls}.{text(prop)}"
             if fid not in self.kind:
                 self.entity(fid, "field", text(prop), node, cls, prop)
@@ -359,12 +384,12 @@ class _File(FileState):
 
 def extract(path: str, data: bytes, unit: str) -> FileGraph:
     """The FileGraph of one JavaScript file; `unit` is its path inside its source."""
-    tree = Parser(LANGUAGE).parse(data)
-    f = _File(path, unit)
+    tree = parse(LANGUAGE, data)
+    caps = captures(QUERY, tree.root_node)
+    f = _File(path, unit, len(data), caps)
     f.g.error_nodes = count_errors(tree.root_node)
     f.entity(f.mid, "module", unit.rsplit("/", 1)[-1], tree.root_node, None)
-    caps = captures(QUERY, tree.root_node)
-    tests = [n for n in caps.get("test", []) if text(n.child_by_field_name("function")) in TEST_CALLEES]
+    tests = [n for n in caps.get("test", []) if dotted(n.child_by_field_name("function")) in TEST_CALLEES]
     defs = sorted(caps.get("def", []) + tests, key=lambda n: n.start_byte)
     scoped = f.definitions(defs)
     scopes = scope_index(f.mid, len(data), scoped)

@@ -79,14 +79,48 @@ def text(node) -> str:
 
 def dotted_name(node, member: str, field: str) -> str | None:
     """`a.b.c` for a chain of identifiers joined by `member` nodes whose right side is `field`
-    (the node names are each grammar's: Python `attribute`, JavaScript `member_expression`)."""
-    if node.type == "identifier":
-        return text(node)
-    if node.type == member:
-        obj, name = node.child_by_field_name("object"), node.child_by_field_name(field)
-        head = dotted_name(obj, member, field) if obj is not None else None
-        return f"{head}.{text(name)}" if head and name is not None else None
-    return None
+    (the node names are each grammar's: Python `attribute`, JavaScript `member_expression`).
+    A loop, not recursion: a 1,000-link chain in one file must not overflow the stack."""
+    names = []
+    while node is not None and node.type == member:
+        name = node.child_by_field_name(field)
+        if name is None:
+            return None
+        names.append(text(name))
+        node = node.child_by_field_name("object")
+    if node is None or node.type != "identifier":
+        return None
+    names.append(text(node))
+    return ".".join(reversed(names))
+
+
+MAX_SYNTAX_DEPTH = 4000
+"""A syntax tree deeper than this makes the file skipped as `too_deep`, before any query runs.
+tree-sitter's query engine slows down sharply on very deep trees: a 555 KB file nested 18,000
+levels took 15 s to query, 16,000 nested object literals 19 s, while 1 MB of 8,000-level nests
+takes 0.1 to 0.5 s. Real code stays under 100 levels (76 in our corpus); long `+` concatenations
+and else-if ladders reach a few hundred, a 1,000-link attribute chain 1,005."""
+
+MAX_NESTING = 100
+"""Definitions inside definitions deeper than this make the file skipped as `too_deep`. Every id
+spells its chain of parents (`py:m.f.g.h`), so the ids, the lookups along the chain and the tables
+grow with depth squared: 20,000 nested functions took 139 s and 3.2 GB. Capping keeps the ids as
+they are; real code nests a few levels, callbacks and namespace objects a few dozen."""
+
+ID_CHARS_PER_BYTE = 32
+"""A file whose entity ids add up to more characters than this many per byte of source (and over
+ID_CHARS_FLOOR) is skipped as `ids_too_long`. Long names under shallow nesting blow up the same
+way: 38,000 methods in a class with a 4,900-character name took 3 GB from a 1 MB file. Real files
+stay under 4 (the largest of our corpus: 105,000 characters of ids from 164 KB)."""
+ID_CHARS_FLOOR = 1_000_000
+
+
+class SkipExtraction(Exception):
+    """A file an extractor gives up on, with the reason files.parquet lists it under."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class FileState:
@@ -95,16 +129,20 @@ class FileState:
 
     language = ""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, size: int):
         self.g = FileGraph(path=path, language=self.language)
         self.kind: dict[str, str] = {}
         self.parent: dict[str, str] = {}
         self.tests: set[str] = set()
+        self.id_chars, self.id_budget = 0, max(ID_CHARS_PER_BYTE * size, ID_CHARS_FLOOR)
 
     def entity(self, eid: str, kind: str, name: str, node, parent: str | None, name_node=None) -> None:
         """Define an entity once (a second definition of the same id adds facts, not an entity)."""
         if eid in self.kind:
             return
+        self.id_chars += len(eid)
+        if self.id_chars > self.id_budget:
+            raise SkipExtraction("ids_too_long")
         self.kind[eid] = kind
         if parent:
             self.parent[eid] = parent
@@ -156,13 +194,40 @@ def count_errors(root) -> int:
     return n
 
 
+def deeper_than(root, limit: int) -> bool:
+    """Whether any node lies more than `limit` levels below `root`. A subtree with fewer nodes than
+    levels left cannot reach the limit and is not entered, so code of ordinary depth costs a few
+    hundred steps however long it is."""
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if depth + node.descendant_count - 1 > limit:
+            stack.extend((child, depth + 1) for child in node.children)
+    return False
+
+
+def parse(language, data: bytes):
+    """The syntax tree of one file, or SkipExtraction(`too_deep`) past MAX_SYNTAX_DEPTH levels."""
+    from tree_sitter import Parser
+
+    tree = Parser(language).parse(data)
+    if deeper_than(tree.root_node, MAX_SYNTAX_DEPTH):
+        raise SkipExtraction("too_deep")
+    return tree
+
+
 def nest(nodes: list) -> list[int | None]:
-    """Parent (index into `nodes`, None at top level) of each definition node; sorted by start."""
+    """Parent (index into `nodes`, None at top level) of each definition node; sorted by start.
+    Gives up (`too_deep`) past MAX_NESTING levels, before any id is built."""
     parents: list[int | None] = []
     stack: list[int] = []
     for i, node in enumerate(nodes):
         while stack and nodes[stack[-1]].end_byte <= node.start_byte:
             stack.pop()
+        if len(stack) >= MAX_NESTING:
+            raise SkipExtraction("too_deep")
         parents.append(stack[-1] if stack else None)
         stack.append(i)
     return parents

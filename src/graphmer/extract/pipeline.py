@@ -1,8 +1,11 @@
 """Extract a folder of sources into the four Parquet tables of the knowledge graph.
 
 Each file is either extracted or listed in files.parquet with the reason it was
-skipped; parsing runs in a process pool and the output does not depend on the
-worker count (ordered map over a sorted file list).
+skipped, and no single file can stop the run: what is not a regular file is
+never opened, a name that is not UTF-8 is listed in printable form, nesting too
+deep to extract in linear time is `too_deep`, and an extractor's own failure on
+one file is `extract_error: <exception>`. Parsing runs in a process pool and the
+output does not depend on the worker count (ordered map over a sorted file list).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import os
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -21,9 +25,19 @@ import pyarrow.parquet as pq
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.extract import java, javascript, python
-from graphmer.extract.model import FileGraph
+from graphmer.extract.model import FileGraph, SkipExtraction
 from graphmer.extract.resolve import MENTION_COLUMNS, LanguageSpec, Resolver
-from graphmer.languages import LANGUAGES, iter_files, language_of, skip_reason
+from graphmer.languages import (
+    LANGUAGES,
+    SkipFile,
+    iter_files,
+    language_of,
+    name_skip_reason,
+    path_skip_reason,
+    printable_path,
+    read_regular,
+    skip_reason,
+)
 from graphmer.relations import RELATION_NAMES, RESOLUTIONS
 
 EXTRACTORS = {"python": python.extract, "java": java.extract, "javascript": javascript.extract}
@@ -63,26 +77,42 @@ def plan(roots: dict[str, Path]) -> list[Task]:
 
 
 def extract_one(task: Task, max_bytes: int) -> tuple[dict, FileGraph | None]:
-    p = Path(task.abspath)
+    """One file's row of files.parquet and its FileGraph (None when skipped).
+
+    Never raises for what is in the file, its name or its kind: one bad file must not stop the
+    run, so whatever goes wrong is listed as the file's skip reason and the other files go on."""
     row = {
-        "path": task.path,
-        "source": task.source,
+        "path": printable_path(task.path),
+        "source": printable_path(task.source),
         "language": task.language,
         "bytes": 0,
         "sha256": None,
         "lines": 0,
         "error_nodes": 0,
-        "skipped": None,
+        "skipped": name_skip_reason(task.path),
     }
-    if p.is_symlink():
-        row["skipped"] = "symlink"
-        return row, None
-    data = p.read_bytes()
-    row.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), lines=data.count(b"\n"))
-    row["skipped"] = skip_reason(task.path.split("/", 1)[1], data, max_bytes)
     if row["skipped"]:
         return row, None
-    graph = EXTRACTORS[task.language](task.path, data, task.unit)
+    rel = task.path.split("/", 1)[1]
+    try:
+        data = read_regular(Path(task.abspath), max_bytes)
+    except SkipFile as skip:
+        row["bytes"] = skip.size
+        # As when large files were read whole: a path reason (vendored, ...) comes before too_large.
+        row["skipped"] = (skip.reason == "too_large" and path_skip_reason(rel)) or skip.reason
+        return row, None
+    row.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), lines=data.count(b"\n"))
+    row["skipped"] = skip_reason(rel, data, max_bytes)
+    if row["skipped"]:
+        return row, None
+    try:
+        graph = EXTRACTORS[task.language](task.path, data, task.unit)
+    except SkipExtraction as skip:  # too_deep, ids_too_long
+        row["skipped"] = skip.reason
+        return row, None
+    except Exception as err:  # RecursionError, MemoryError, a grammar case no extractor expects
+        row["skipped"] = f"extract_error: {type(err).__name__}"
+        return row, None
     row["error_nodes"] = graph.error_nodes
     return row, graph
 
@@ -235,6 +265,22 @@ def kg_metrics(tables: dict[str, pa.Table], seconds: float) -> dict:
     }
 
 
+def check_output(path: Path, folder: bool) -> None:
+    """Refuse, before any parsing, an output that could only fail once all the work is done: a
+    file where the folder goes (or the reverse), or a file or unwritable folder above it."""
+    want, other = ("a folder", "a file") if folder else ("a file", "a folder")
+    if path.exists():
+        if path.is_dir() != folder:
+            raise GraphmerError(f"{path} is {other}, not {want}: choose another output")
+        home = path if folder else path.parent  # where the atomic writes put their temporaries
+    else:
+        home = next(p for p in path.parents if p.exists())  # the cwd or / at the latest
+        if not home.is_dir():
+            raise GraphmerError(f"cannot write {path}: {home} is a file, not a folder")
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise GraphmerError(f"cannot write {path}: {home} is not writable")
+
+
 def extract_kg(
     roots: dict[str, Path],
     out_dir: str | Path,
@@ -248,6 +294,9 @@ def extract_kg(
     for name, root in roots.items():
         if not Path(root).is_dir():
             raise GraphmerError(f"{name}: {root} is not a folder")
+    check_output(Path(out_dir), folder=True)
+    if metrics_path is not None:
+        check_output(Path(metrics_path), folder=False)
     start = time.perf_counter()
     tasks = plan(roots)
     if not tasks:

@@ -4,6 +4,9 @@ Definitions come from one query (run in C); their parameters, types, bases
 and decorators are read off each definition node. References (calls, raises,
 excepts, `self.x`) come from the same query and are attached to the innermost
 enclosing definition by byte offset, so no Python-level walk over every node.
+What a node sits in (a decorated definition, a call, an assignment) is captured
+by the query too: tree-sitter finds `node.parent` by walking down from the root,
+so asking it once per node costs depth squared on deeply nested files.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import builtins
 
 import tree_sitter_python
-from tree_sitter import Language, Parser, Query
+from tree_sitter import Language, Query
 
 from graphmer.extract.model import (
     FileGraph,
@@ -23,6 +26,7 @@ from graphmer.extract.model import (
     exact,
     is_test_path,
     nest,
+    parse,
     scope_index,
     text,
 )
@@ -39,7 +43,11 @@ QUERY = Query(
 (call) @call
 (raise_statement) @raise
 (except_clause) @except
+(decorated_definition) @decorated
 (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfattr
+(call function: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfcalled)
+(assignment left: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfset)
+(augmented_assignment left: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfset)
 """,
 )
 BUILTINS = frozenset(dir(builtins))
@@ -90,11 +98,18 @@ class _File(FileState):
 
     language = "python"
 
-    def __init__(self, path: str, data: bytes, module: str, is_package: bool):
-        super().__init__(path)
+    def __init__(self, path: str, data: bytes, module: str, is_package: bool, caps: dict[str, list]):
+        super().__init__(path, len(data))
         self.data, self.module, self.is_package = data, module, is_package
         self.mid = PREFIX + module
         self.test_file = is_test_path(path)
+        # definition node id -> its decorated_definition; ids of `self.x` that are called / assigned
+        self.decorated = {}
+        for d in caps.get("decorated", []):
+            if (target := d.child_by_field_name("definition")) is not None:
+                self.decorated[target.id] = d
+        self.self_called = {n.id for n in caps.get("selfcalled", [])}
+        self.self_set = {n.id for n in caps.get("selfset", [])}
 
     def class_of(self, scope: str) -> str | None:
         return self.parent.get(scope) if self.kind.get(scope) == "method" else None
@@ -137,9 +152,8 @@ class _File(FileState):
         )
 
     def _decorators(self, node, eid: str) -> None:
-        if node.parent is None or node.parent.type != "decorated_definition":
-            return
-        for dec in node.parent.children:
+        decorated = self.decorated.get(node.id)
+        for dec in decorated.children if decorated is not None else []:
             if dec.type == "decorator" and dec.named_children:
                 expr = dec.named_children[0]
                 if expr.type == "call":
@@ -256,11 +270,14 @@ class _File(FileState):
         if callee.type != "attribute":
             return None, None
         obj, attr = callee.child_by_field_name("object"), callee.child_by_field_name("attribute")
+        if obj is None or attr is None:
+            return None, None
         name = text(attr)
         cls = self.class_of(scope)
         if obj.type == "identifier" and text(obj) in ("self", "cls") and cls:
             return Ref("self", name, cls), attr
-        if obj.type == "call" and text(obj.child_by_field_name("function")) == "super" and cls:
+        fn = obj.child_by_field_name("function") if obj.type == "call" else None
+        if fn is not None and fn.type == "identifier" and text(fn) == "super" and cls:
             return Ref("super", name, cls), attr
         chain = dotted(callee)
         if chain:
@@ -289,25 +306,21 @@ class _File(FileState):
 
     def self_attr(self, node, scope: str) -> None:
         cls = self.class_of(scope)
-        parent = node.parent
-        if cls is None or (parent.type == "call" and parent.child_by_field_name("function") == node):
+        if cls is None or node.id in self.self_called:
             return
         attr = node.child_by_field_name("attribute")
-        if (
-            parent.type in ("assignment", "augmented_assignment")
-            and parent.child_by_field_name("left") == node
-        ):
+        if node.id in self.self_set:
             self._field(cls, attr)
         self.g.add(scope, R.ACCESSES, Ref("self", text(attr), cls), node, attr)
 
 
 def extract(path: str, data: bytes, module: str) -> FileGraph:
     """The FileGraph of one Python file; `module` is its dotted module name."""
-    tree = Parser(LANGUAGE).parse(data)
-    f = _File(path, data, module, path.endswith("__init__.py"))
+    tree = parse(LANGUAGE, data)
+    caps = captures(QUERY, tree.root_node)
+    f = _File(path, data, module, path.endswith("__init__.py"), caps)
     f.g.error_nodes = count_errors(tree.root_node)
     f.entity(f.mid, "module", module.rsplit(".", 1)[-1], tree.root_node, None)
-    caps = captures(QUERY, tree.root_node)
     defs = sorted(caps.get("def", []), key=lambda n: n.start_byte)
     scoped = f.definitions(defs)
     scopes = scope_index(f.mid, len(data), scoped)
