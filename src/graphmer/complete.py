@@ -312,13 +312,17 @@ class Prediction:
 def find_head(path: Path, data: bytes, entity: str) -> tuple[tuple[int, int], str, int]:
     """Byte span of the definition of `entity` in the file (a name, or a dotted suffix of its id),
     its id and line; a one-line error lists what the file defines when nothing matches."""
+    from graphmer.extract.model import SkipExtraction
     from graphmer.extract.pipeline import EXTRACTORS
     from graphmer.languages import language_of
 
     lang = language_of(path.name)
     if lang is None:
         raise GraphmerError(f"{path}: not a Python, Java or JavaScript file")
-    graph = EXTRACTORS[lang](path.name, data, path.stem if lang == "python" else path.name)
+    try:
+        graph = EXTRACTORS[lang](path.name, data, path.stem if lang == "python" else path.name)
+    except SkipExtraction as skip:  # nested past the extractor's caps
+        raise GraphmerError(f"{path}: not extracted ({skip.reason})") from skip
     defined = [e for e in graph.entities if e.span is not None]
     for e in defined:
         if entity in (e.name, e.id) or e.id.endswith("." + entity):

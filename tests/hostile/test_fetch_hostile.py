@@ -3,10 +3,8 @@ skipped with one line naming the input, nothing written outside the target, noth
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -23,22 +21,7 @@ from graphmer.corpus.archive import Limits, UnsafeArchiveError, extract_archive
 from graphmer.corpus.fetch import MARKER, fetch_corpus
 from graphmer.corpus.sources import FetchError, fetch_source
 from tests.corpus.fixtures import make_pypi_index
-
-
-@contextlib.contextmanager
-def within(seconds: int):
-    """Fail (instead of hanging the suite) when the body runs past `seconds`."""
-
-    def boom(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+from tests.hostile import within
 
 
 def local(path, **kw) -> CorpusConfig:

@@ -76,6 +76,13 @@ def test_the_unbroken_copy_predicts(copy, capsys):
 # --------------------------------------------------------------------------- the source file
 
 
+def test_a_file_nested_past_the_extractor_caps_is_one_line(copy, capsys):
+    deep = copy / "deep.py"
+    deep.write_text("".join("    " * i + f"def add{i}():\n" for i in range(150)) + "    " * 150 + "pass\n")
+    err = refused(capsys, copy, file=deep)
+    assert "deep.py: not extracted (too_deep)" in err
+
+
 def test_a_file_over_the_default_cap_is_refused_before_it_is_opened(copy, capsys, monkeypatch):
     big = copy / "big.py"
     with big.open("wb") as f:

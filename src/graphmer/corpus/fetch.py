@@ -8,7 +8,6 @@ numbers; `metrics/corpus.json` gives both, per language and per source.
 
 from __future__ import annotations
 
-import stat
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +15,15 @@ from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import CorpusConfig, SourceConfig
 from graphmer.corpus.archive import Limits
 from graphmer.corpus.sources import FetchError, PathFilter, fetch_source
-from graphmer.languages import LANGUAGES, iter_files, language_of, skip_reason
+from graphmer.languages import (
+    LANGUAGES,
+    SkipFile,
+    iter_files,
+    language_of,
+    name_skip_reason,
+    read_regular,
+    skip_reason,
+)
 
 
 def select_files(root: Path, src: SourceConfig, dest: Path, limits: Limits) -> dict:
@@ -32,14 +39,13 @@ def select_files(root: Path, src: SourceConfig, dest: Path, limits: Limits) -> d
         lang = language_of(rel)
         if lang is None or not keep(rel):
             continue
-        reason = _unreadable_reason(rel, path, limits)
-        if reason:
+        if reason := name_skip_reason(rel):
             skipped[reason] += 1
             continue
         try:
-            data = path.read_bytes()
-        except OSError:
-            skipped["unreadable"] += 1
+            data = read_regular(path, limits.max_member_bytes)
+        except SkipFile as skip:
+            skipped[skip.reason] += 1
             continue
         total += len(data)
         if total > limits.max_total_bytes:
@@ -61,25 +67,6 @@ def select_files(root: Path, src: SourceConfig, dest: Path, limits: Limits) -> d
         "by_language": {lang: {"files": files[lang], "bytes": nbytes[lang]} for lang in LANGUAGES},
         "skipped": dict(sorted(skipped.items())),
     }
-
-
-def _unreadable_reason(rel: str, path: Path, limits: Limits) -> str | None:
-    """Why a file is not copied at all (it is not even kept for extract to list)."""
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:
-        return "undecodable_name"
-    try:
-        st = path.lstat()
-    except OSError:
-        return "unreadable"
-    if stat.S_ISLNK(st.st_mode):
-        return "symlink"
-    if not stat.S_ISREG(st.st_mode):
-        return "not_regular_file"
-    if st.st_size > limits.max_member_bytes:
-        return "too_large"
-    return None
 
 
 def summarize(per_source: dict[str, dict]) -> dict:
