@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import ROOT, git
 
-STAGES = ["fetch", "extract", "split", "tokenizer", "samples", "train", "evaluate"]
+STAGES = ["fetch", "extract", "split", "tokenizer", "samples", "train", "evaluate", "distill"]
 
 
 def dvc(cwd: Path, *args: str) -> str:
@@ -117,8 +117,14 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
     systems = {"model", "frequency", "copy", "name_lookup", "copy_name", "rule_by_relation"}
     assert set(tp["overall"]) == systems | {"gain"}
     assert tp["per_relation"]["inherits"]["evaluated"] == 1  # Widget -> Base, from the test project
+    distilled = json.loads((project / "metrics/distill.json").read_text())
+    # Widget.run's `x: int`, its annotation hidden (run raises: `-> int` is a stub's, not asked)
+    assert distilled["test"]["questions"] == 1
+    assert distilled["skipped_hidden_facts"]["test"] == {"returns_no_value": 1}
+    assert pd.read_parquet(project / "data/distilled.parquet")["file"].eq("testproj/mod.py").all()
     shown = json.loads(dvc(project, "metrics", "show", "--json"))
-    assert "metrics/eval.json" in json.dumps(shown)
+    assert "metrics/eval.json" in json.dumps(shown) and "metrics/distill.json" in json.dumps(shown)
+    assert "metrics/distill_reliability.csv" in dvc(project, "plots", "show", "--json")
     assert "up to date" in dvc(project, "repro")
     assert "up to date" in dvc(project, "status")
 

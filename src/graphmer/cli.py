@@ -3,6 +3,7 @@
 graphmer fetch [--params params.yaml] [--out data/raw]
 graphmer extract PATH... --out DIR [--workers N]
 graphmer predict FILE --entity NAME --relation REL [--top-k 10] [--max-file-bytes 1000000]
+graphmer distill PATH... --out DIR [--max-questions N] [--top-k 3] [--languages python ...]
 """
 
 from __future__ import annotations
@@ -22,15 +23,20 @@ def _fetch(args: argparse.Namespace) -> None:
     print(f"fetched {metrics['files']} files ({metrics['bytes'] / 1e6:.1f} MB) into {args.out}")
 
 
+def _roots(paths: list[Path]) -> dict[str, Path]:
+    """Source names for folders given on the command line: their own names, made unique."""
+    roots: dict[str, Path] = {}
+    for path in paths:
+        name = path.resolve().name or "root"
+        roots[name if name not in roots else f"{name}-{len(roots)}"] = path
+    return roots
+
+
 def _extract(args: argparse.Namespace) -> None:
     from graphmer.extract.pipeline import extract_kg
 
-    roots: dict[str, Path] = {}
-    for path in args.paths:
-        name = path.resolve().name or "root"
-        roots[name if name not in roots else f"{name}-{len(roots)}"] = path
     m = extract_kg(
-        roots,
+        _roots(args.paths),
         args.out,
         workers=args.workers or os.cpu_count() or 1,
         max_file_bytes=args.max_file_bytes,
@@ -67,6 +73,32 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"{head} --{args.relation}--> ?")
     for rank, p in enumerate(preds, 1):
         print(f"{rank:>3}  {p.score:9.3f}  {p.name}  ({p.source})")
+
+
+def _distill(args: argparse.Namespace) -> None:
+    from graphmer.config import DistillConfig
+    from graphmer.distill import DistillPaths, distill_folders
+
+    cfg = DistillConfig(
+        languages=args.languages, top_k=args.top_k, max_questions=args.max_questions, seed=args.seed
+    )
+    paths = DistillPaths(
+        samples=args.samples,
+        kg=args.kg,
+        split=args.split,
+        model=args.model_dir,
+        tokenizer=args.tokenizer,
+        calibration=args.calibration,
+    )
+    s = distill_folders(_roots(args.paths), args.out, cfg, paths, workers=args.workers or os.cpu_count() or 1)
+    top = f"{max(cfg.thresholds):g}"
+    at_top = sum(v.get(top, 0) for v in s["added"].values())
+    print(
+        f"distilled {s['files']} files: {sum(s['gaps'].values())} gaps, "
+        f"{sum(s['questions_asked'].values())} asked, {sum(v['all'] for v in s['added'].values())} "
+        f"triples added ({at_top} at p>={top}), {sum(s['rejected'].values())} rejected "
+        f"-> {args.out / 'distilled.parquet'}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,7 +169,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_predict)
+    _distill_parser(sub)
     return parser
+
+
+def _distill_parser(sub) -> None:
+    from graphmer.config import DistillConfig
+    from graphmer.distill import CALIBRATION
+
+    defaults = DistillConfig()
+    p = sub.add_parser(
+        "distill",
+        help="fill the gaps of the static graph of local folders with the model",
+        description="Extract the static graph of PATH... (as `graphmer extract`), then ask the trained model "
+        "for every gap (a parameter, field or function without a type; see README) and keep its top tails "
+        "with probabilities calibrated on the corpus's dev files by `dvc repro distill`. Writes "
+        "DIR/kg/ (the static graph), DIR/distilled.parquet (static triples, source=static, and the "
+        "model's, source=model, with probability) and DIR/distill.json.",
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a folder (a checkout, a project)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--max-questions",
+        type=int,
+        default=defaults.max_questions,
+        help=f"gaps asked, a seeded sample (0: all; default {defaults.max_questions})",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=defaults.top_k, help=f"tails kept per gap (default {defaults.top_k})"
+    )
+    p.add_argument(
+        "--languages",
+        nargs="+",
+        default=defaults.languages,
+        help=f"languages whose gaps are asked (default: {' '.join(defaults.languages)})",
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the sample of gaps")
+    p.add_argument("--workers", type=int, default=0, help="extraction processes (default: all cores)")
+    p.add_argument("--model-dir", type=Path, default=Path("models"), help="default: models")
+    p.add_argument(
+        "--tokenizer", type=Path, default=Path("models/tokenizer.json"), help="default: models/tokenizer.json"
+    )
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        default=Path(CALIBRATION),
+        help=f"scorer and calibrators (default: {CALIBRATION})",
+    )
+    p.add_argument(
+        "--samples", type=Path, default=Path("data/samples"), help="candidates (default: data/samples)"
+    )
+    p.add_argument("--kg", type=Path, default=Path("data/kg"), help="the corpus graph (default: data/kg)")
+    p.add_argument(
+        "--split", type=Path, default=Path("data/split.parquet"), help="default: data/split.parquet"
+    )
+    p.set_defaults(run=_distill)
 
 
 def main(argv: list[str] | None = None) -> None:

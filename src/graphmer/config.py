@@ -94,10 +94,14 @@ def range_of(cls: type, name: str) -> Range:
 
 
 def check_ranges(obj: Any, section: str) -> None:
-    """Check every ranged field of a config dataclass; None (not set, e.g. a preset's size) passes."""
+    """Check every ranged field of a config dataclass (each item of a list field); None (not set,
+    e.g. a preset's size) passes."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if "range" in f.metadata and value is not None:
+        if "range" in f.metadata and isinstance(value, list):
+            for i, item in enumerate(value):
+                f.metadata["range"].check(item, f"{section}.{f.name}[{i}]")
+        elif "range" in f.metadata and value is not None:
             f.metadata["range"].check(value, f"{section}.{f.name}")
 
 
@@ -407,6 +411,48 @@ class EvaluateConfig:
             raise ConfigError(f"evaluate.split must be dev or test, got {self.split!r}")
 
 
+@dataclass
+class DistillConfig:
+    """`distill`: the static graph completed by the model, with probabilities calibrated on dev."""
+
+    split: str = "test"
+    """Files whose gaps are filled: test (never training files; dev is where the scorer and the
+    calibrator are fitted) or dev."""
+    languages: list[str] = field(default_factory=lambda: ["python"])
+    """Languages whose gaps are asked (python, javascript; Java declares its types: no type gaps)."""
+    top_k: int = ranged(3, COUNT)
+    """Tails kept per question, each a predicted triple with its own probability."""
+    max_tail_tokens: int = ranged(4, COUNT)
+    """Longest candidate tail in tokens (the model's leaves if fewer): each length is one more forward
+    pass per question, and 99% of the training graph's types and return types have at most 4."""
+    max_questions: int = ranged(1500, NON_NEGATIVE)
+    """Gap questions asked on the distilled files, a seeded sample (0: every gap)."""
+    held_out_per_relation: int = ranged(0, NON_NEGATIVE)
+    """Hidden facts per relation asked on dev (fitting) and on test (the check); 0: all of them."""
+    min_calibration_points: int = ranged(200, COUNT)
+    """A relation gets its own isotonic map from this many dev predictions; below, the pooled map."""
+    thresholds: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.9], metadata={"range": PROBABILITY})
+    """Probabilities at which precision, coverage and the triples added are reported."""
+    bins: int = ranged(10, COUNT)
+    """Equal-width probability bins of the expected calibration error and the reliability plot."""
+    seed: int = ranged(0, SEED)
+    """Fixes the hidden facts drawn and the sample of gap questions."""
+    batch_size: int = ranged(32, COUNT)
+    """Windows per forward pass."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "distill")
+        if self.split not in ("dev", "test"):
+            raise ConfigError(f"distill.split must be dev or test, got {self.split!r}")
+        if not self.thresholds:
+            raise ConfigError("distill.thresholds is empty: name at least one probability")
+        unknown = sorted(set(self.languages) - {"python", "javascript"})
+        if unknown or not self.languages:
+            raise ConfigError(
+                f"distill.languages must name python and/or javascript, got {unknown or self.languages!r}"
+            )
+
+
 # --------------------------------------------------------------------------- a trained model's settings
 
 # A saved config.json holds ModelConfig's fields; each one is held to the rule of the params field
@@ -461,6 +507,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelSection,
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
+    "distill": DistillConfig,
 }
 
 

@@ -1,0 +1,587 @@
+"""`distill`: calibration on synthetic scores, each validity rule on a hand-built graph, hidden
+facts asked exactly like gaps, and the stage and `graphmer distill` on the tiny trained corpus."""
+
+import json
+import math
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from graphmer.calibrate import Calibrator, Isotonic, ece, reliability, selective
+from graphmer.chains import Layout, build_samples
+from graphmer.cli import main
+from graphmer.complete import rank_metrics
+from graphmer.config import ConfigError, DistillConfig, build
+from graphmer.data import word_starts
+from graphmer.distill import (
+    Context,
+    DistillPaths,
+    Graph,
+    Slot,
+    TailIds,
+    Validator,
+    distill,
+    gap_slots,
+    python_annotations,
+    python_returners,
+    reciprocal_ranks,
+    slot_window,
+)
+from graphmer.extract.pipeline import extract_kg
+from graphmer.relations import Relation as R
+from graphmer.tokenizer import load as load_tokenizer
+from tests.tiny import HELD_OUT, LIB, L, write_split
+from tests.tiny import R as R_ROOTS
+from tests.trained import build_trained
+
+# --------------------------------------------------------------------------- calibration
+
+
+def test_pav_pools_violators_into_their_mean():
+    iso = Isotonic.fit([1, 2, 3, 4, 5], [0, 1, 0, 1, 1])
+    assert iso.value == (0.0, 0.5, 1.0)  # (2, 3) pooled; 4 and 5 agree
+    assert iso(1).tolist() == [0.0] and iso([2, 3]).tolist() == [0.5, 0.5] and iso(5).tolist() == [1.0]
+    assert iso([0, 9]).tolist() == [0.0, 1.0]  # clamped at the ends
+    assert iso(3.5).tolist() == pytest.approx([0.75])  # linear between blocks
+    assert Isotonic.from_dict(json.loads(json.dumps(iso.to_dict()))) == iso
+
+
+def test_equal_scores_share_one_probability():
+    iso = Isotonic.fit([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 1])
+    assert iso([0.5]).tolist() == [0.75]
+
+
+def test_isotonic_calibration_repairs_an_overconfident_scorer():
+    """Raw confidence x is right with probability x**2 (overconfident): fitted on one half, the
+    isotonic map brings the other half's ECE from about 0.17 to under 0.03."""
+    rng = np.random.default_rng(0)
+    x = rng.random(20_000)
+    y = rng.random(20_000) < x**2
+    calib = Calibrator.fit(["r"] * 10_000, x[:10_000], y[:10_000], min_points=100)
+    raw = ece(x[10_000:], y[10_000:])
+    fixed = ece(calib(["r"] * 10_000, x[10_000:]), y[10_000:])
+    assert raw > 0.15 and fixed < 0.03
+    assert np.all(np.diff(calib(["r"] * 5, [0.1, 0.3, 0.5, 0.7, 0.9])) >= 0)  # monotone
+
+
+def test_a_relation_with_few_points_takes_the_pooled_map():
+    keys = ["a"] * 300 + ["b"] * 5
+    x = np.r_[np.linspace(0, 1, 300), [0.9] * 5]
+    y = np.r_[np.linspace(0, 1, 300) > 0.5, [0] * 5]
+    calib = Calibrator.fit(keys, x, y, min_points=100)
+    assert calib.source("a") == "own" and calib.source("b") == "pooled" and calib.source("c") == "pooled"
+    assert calib(["b"], [0.9])[0] == calib.pooled([0.9])[0]
+    assert Calibrator.from_dict(json.loads(json.dumps(calib.to_dict()))) == calib
+
+
+def test_without_outcomes_nothing_is_probable():
+    calib = Calibrator.fit([], [], [], min_points=10)
+    assert calib(["r", "s"], [0.2, 1.0]).tolist() == [0.0, 0.0]
+
+
+def test_ece_reliability_and_selective_on_hand_counts():
+    p = [0.95] * 10 + [0.15] * 10
+    y = [1] * 9 + [0] + [1] * 2 + [0] * 8
+    assert ece(p, y) == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
+    rows = reliability(p, y)
+    assert [(r["bin_low"], r["predictions"], r["accuracy"]) for r in rows] == [(0.1, 10, 0.2), (0.9, 10, 0.9)]
+    assert ece([], []) is None
+    # 4 questions; predictions of questions 0, 0, 1, 2 with probabilities 0.95, 0.6, 0.92, 0.3
+    s = selective([0.95, 0.6, 0.92, 0.3], [True, False, False, True], [0, 0, 1, 2], 4, 0.9)
+    assert s == {"predictions": 2, "precision": 0.5, "coverage": 0.5, "recall": 0.25}
+    assert selective([0.3], [True], [0], 1, 0.9)["precision"] is None
+
+
+def test_reciprocal_ranks_agree_with_rank_metrics_on_ties():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        s = rng.integers(0, 4, size=12).astype(np.float64)  # many ties
+        keep = rng.random(12) > 0.2
+        target = int(rng.integers(12))
+        keep[target] = True
+        want = rank_metrics(torch.from_numpy(s), target, torch.from_numpy(~keep))["rr"]
+        assert reciprocal_ranks(s[:, None], target, keep)[0] == pytest.approx(want)
+
+
+# --------------------------------------------------------------------------- validity
+
+KINDS = {
+    "A": "class",
+    "B": "class",
+    "C": "class",
+    "X": "class",
+    "A.run": "method",
+    "B.run": "method",
+    "C.run": "method",
+    "X.run": "method",
+    "B.stop": "method",
+    "f": "function",
+    "m": "module",
+    "ext:str": "external",
+    "ext:helper": "external",
+    "lib.Other": "class",  # defined in another project, which f's never imports
+    "ext:pkg.Thing": "external",  # a third-party type, of a package f's project never imports
+}
+STATIC = [
+    ("A", R.INHERITS, "B"),  # A -> B -> C; X stands alone
+    ("B", R.INHERITS, "C"),
+    ("m", R.CONTAINS, "A"),
+    ("A", R.CONTAINS, "A.run"),
+    ("B", R.CONTAINS, "B.run"),
+    ("B", R.CONTAINS, "B.stop"),
+    ("C", R.CONTAINS, "C.run"),
+    ("X", R.CONTAINS, "X.run"),
+    ("f", R.CALLS, "ext:helper"),
+    ("f", R.HAS_TYPE, "ext:str"),
+]
+
+
+@pytest.fixture
+def validator():
+    projects = (
+        {e: "two" if e == "lib.Other" else "one" for e in KINDS if not e.startswith("ext:")},
+        {"one": {"A"}},
+    )
+    return Validator(
+        KINDS,
+        [(h, int(r), t) for h, r, t in STATIC],
+        {"A", "B", "C", "X", "lib.Other", "ext:str", "ext:pkg.Thing"},
+        projects,
+    )
+
+
+@pytest.mark.parametrize(
+    ("triple", "reason"),
+    [
+        (("f", R.CALLS, "ext:helper"), "duplicate_of_static"),
+        (("f", R.RETURNS, "A.run"), "tail_not_a_type"),
+        (("f", R.HAS_TYPE, "ext:helper"), "tail_not_a_type"),
+        (("X", R.INHERITS, "f"), "tail_not_a_class"),
+        (("f", R.INSTANTIATES, "A.run"), "tail_not_a_class"),
+        (("A.run", R.OVERRIDES, "X.run"), "tail_not_an_ancestor_method"),  # X is no ancestor of A
+        (("A.run", R.OVERRIDES, "B.stop"), "tail_not_an_ancestor_method"),  # another name
+        (("C.run", R.OVERRIDES, "A.run"), "tail_not_an_ancestor_method"),  # a descendant, not an ancestor
+        (("C", R.INHERITS, "A"), "inheritance_cycle"),
+        (("C", R.IMPLEMENTS, "C"), "inheritance_cycle"),
+        (("X", R.CONTAINS, "A.run"), "contains_not_a_forest"),  # A.run already has a parent
+        (("A.run", R.CONTAINS, "m"), "contains_not_a_forest"),  # m contains A.run: a cycle
+        (("f", R.HAS_TYPE, "lib.Other"), "type_the_project_never_imports"),
+        (("X", R.INHERITS, "lib.Other"), "type_the_project_never_imports"),
+        (("f", R.RETURNS, "ext:pkg.Thing"), "type_the_project_never_imports"),
+    ],
+)
+def test_each_validity_rule_rejects_its_case(validator, triple, reason):
+    h, r, t = triple
+    assert validator.check(h, int(r), t) == reason
+
+
+@pytest.mark.parametrize(
+    "triple",
+    [
+        ("f", R.RETURNS, "A"),
+        ("f", R.HAS_TYPE, "X"),
+        ("X", R.INHERITS, "A"),
+        ("A.run", R.OVERRIDES, "C.run"),  # C is A's grandparent
+        ("A.run", R.OVERRIDES, "B.run"),
+        ("m", R.CONTAINS, "X"),
+        ("f", R.CALLS, "A.run"),
+    ],
+)
+def test_valid_predictions_pass(validator, triple):
+    h, r, t = triple
+    assert validator.check(h, int(r), t) is None
+
+
+def test_a_hidden_fact_is_no_duplicate_and_an_imported_project_is_reachable(validator):
+    assert validator.check("f", int(R.HAS_TYPE), "ext:str") == "duplicate_of_static"
+    assert validator.check("f", int(R.HAS_TYPE), "ext:str", hidden=frozenset({"ext:str"})) is None
+    validator.reach["one"] |= {"lib", "pkg"}  # f's project imports Other's package, and pkg
+    assert validator.check("f", int(R.HAS_TYPE), "lib.Other") is None
+    assert validator.check("f", int(R.RETURNS), "ext:pkg.Thing") is None
+
+
+def test_accepted_predictions_constrain_the_next(validator):
+    assert validator.check("C", int(R.INHERITS), "X") is None
+    validator.add("C", int(R.INHERITS), "X")
+    assert validator.check("X", int(R.INHERITS), "A") == "inheritance_cycle"  # A -> B -> C -> X
+    assert validator.check("C", int(R.INHERITS), "X") == "duplicate_of_static"
+    validator.add("m", int(R.CONTAINS), "X")
+    assert validator.check("f", int(R.CONTAINS), "X") == "contains_not_a_forest"
+
+
+# --------------------------------------------------------------------------- hidden facts = gaps
+
+SNIPPET = b"""class A(Base):
+    limit: int = 3
+    def f(self, key: str, value=1, *args: Any, **kw: Dict[str, int]) -> Optional[str]:
+        self.x: int = 1
+        return key
+"""
+
+
+def test_python_annotations_name_each_annotated_name_and_its_annotation():
+    spans = python_annotations(SNIPPET)
+    got = {SNIPPET[a:b].decode(): SNIPPET[c:d].decode() for (a, b), (c, d) in spans.items()}
+    assert got == {
+        "limit": ": int",
+        "key": ": str",
+        "args": ": Any",
+        "kw": ": Dict[str, int]",
+        "f": "-> Optional[str]",
+        "x": ": int",
+    }
+
+
+def test_python_returners_are_functions_that_return_a_value():
+    src = (
+        b"def f(x):\n    def g():\n        return 1\n    return\n"
+        b"def h():\n    yield 2\n"
+        b"def k():\n    return None\n"
+        b"def m():\n    lambda: 3\n"
+        b"def n():\n    return x.y\n"
+    )
+    names = {src[a:b].decode() for a, b in python_returners(src)}
+    assert names == {"g", "h", "n"}  # f returns nothing (g's return is g's), k None, m a lambda's value
+
+
+def _tiny_graph(tmp_path, texts: dict[str, str]):
+    raw = tmp_path / "raw"
+    for name, text in texts.items():
+        (raw / "p" / name).parent.mkdir(parents=True, exist_ok=True)
+        (raw / "p" / name).write_text(text)
+    extract_kg({"p": raw / "p"}, tmp_path / "kg", progress=False)
+    return Graph.load(tmp_path / "kg"), lambda path: (raw / path).read_bytes()
+
+
+def test_gaps_are_unannotated_heads_only(tmp_path):
+    graph, read = _tiny_graph(
+        tmp_path,
+        {
+            "m.py": "def f(a, b: int) -> None:\n    pass\n\ndef g(c: 'Weird'):\n    return c\n\n"
+            "def h():\n    pass\n"
+        },
+    )
+    slots, found = gap_slots(graph, {"p/m.py"}, ["python"], read)
+    asked = {(s.head, s.gap) for s in slots}
+    # f -> None has no returns triple but is annotated: no gap; 'Weird' (a string) is no type triple
+    # either, yet annotated; g's return is a gap, h returns nothing
+    assert asked == {("py:m.f.a", "untyped_parameter"), ("py:m.g", "untyped_function")}
+    assert found == {"untyped_parameter": 1, "untyped_function": 1}
+    assert gap_slots(graph, {"p/m.py"}, ["javascript"], read)[0] == []
+
+
+@pytest.fixture(scope="module")
+def tok_ctx(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tok")
+    from graphmer.tokenizer import save, train_tokenizer
+
+    tok = train_tokenizer([LIB.format(i=i) for i in range(5)], vocab_size=320)
+    save(tok, root / "tokenizer.json")
+    return load_tokenizer(root / "tokenizer.json")
+
+
+def test_a_hidden_fact_is_asked_exactly_like_the_gap_it_imitates(tmp_path, tok_ctx):
+    """The question about `key: str` with its annotation hidden is, token for token, the question
+    about the same code written without it."""
+    typed = LIB.format(i=1)
+    untyped = typed.replace("def put(self, key: str,", "def put(self, key,", 1)
+    g_typed, read_typed = _tiny_graph(tmp_path / "t", {"m.py": typed})
+    g_plain, read_plain = _tiny_graph(tmp_path / "u", {"m.py": untyped})
+    head = "py:m.Store1.put.key"
+    hide = python_annotations(read_typed("p/m.py"))[g_typed.span[head]]
+    hidden = Slot(head, int(R.HAS_TYPE), "untyped_parameter", "p/m.py", 4, g_typed.span[head], hide)
+    (gap,) = [s for s in gap_slots(g_plain, {"p/m.py"}, ["python"], read_plain)[0] if s.head == head]
+    begins, ends = word_starts(tok_ctx.get_vocab())
+    q1, text1 = slot_window(hidden, read_typed("p/m.py"), tok_ctx, R_ROOTS, L, begins, ends)
+    q2, text2 = slot_window(gap, read_plain("p/m.py"), tok_ctx, R_ROOTS, L, begins, ends)
+    assert text1 == text2 == untyped
+    assert (q1.anchor, q1.head_end, q1.relation) == (q2.anchor, q2.head_end, q2.relation)
+    for k in q1.item:
+        assert np.array_equal(q1.item[k], q2.item[k]), k
+    assert tok_ctx.decode(q1.item["input_ids"][q1.anchor : q1.head_end].tolist()).strip() == "key"
+
+
+def test_a_name_becomes_the_tail_the_file_would_mean(tmp_path):
+    corpus, _ = _tiny_graph(
+        tmp_path / "c",
+        {
+            "a/__init__.py": "",
+            "b/__init__.py": "",
+            "a/types.py": "class Context:\n    pass\n",
+            "b/ctx.py": "class Context:\n    pass\n",
+            "a/w.py": "class Widget:\n    pass\n",
+            "b/w.py": "class Widget:\n    pass\n",
+            "a/other.py": "from b.ctx import Context\n",
+            "a/mod.py": "from b import ctx\n",
+            "a/use.py": "from a.types import Context\n\ndef f(c: Context):\n    pass\n\n"
+            "def g(d: Context):\n    pass\n",
+        },
+    )
+    ids = TailIds(corpus, set(corpus.file.values()), corpus)
+    has_type = int(R.HAS_TYPE)
+    # the training graph's usual Context is a.types' (two triples), in a project of neither
+    assert ids(has_type, "py:x.f.c", "p/x.py", "Context") == "py:a.types.Context"
+    assert ids(has_type, "py:b.z.f.c", "p/b/z.py", "Context") == "py:a.types.Context"
+    # a file that imports b's Context (or its module), or defines its own, means that one
+    assert ids(has_type, "py:a.other.f.c", "p/a/other.py", "Context") == "py:b.ctx.Context"
+    assert ids(has_type, "py:a.mod.f.c", "p/a/mod.py", "Context") == "py:b.ctx.Context"
+    assert ids(has_type, "py:b.ctx.f.c", "p/b/ctx.py", "Context") == "py:b.ctx.Context"
+    # never a type in the training graph: the class of the head's own project
+    assert ids(has_type, "py:b.z.f.c", "p/b/z.py", "Widget") == "py:b.w.Widget"
+    assert ids(has_type, "py:a.z.f.c", "p/a/z.py", "Widget") == "py:a.w.Widget"
+    assert ids(has_type, "py:x.f.c", "p/x.py", "Nowhere") == "py:?.Nowhere"
+    assert ids(has_type, "js:x.js:f.c", "p/x.js", "Context") == "js:?.Context"  # no Python type
+
+
+# --------------------------------------------------------------------------- the stage, end to end
+
+UNTYPED = LIB.replace(": str", "").replace(": int", "").replace(" -> None", "").replace(" -> int", "")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The tiny trained corpus with one test file (m9) stripped of its annotations: dev (m7) and
+    test (m8) hold annotated facts to hide, m9 holds the gaps. Only held-out files change, so the
+    model (trained on the training files) stays the corpus's own."""
+    root = tmp_path_factory.mktemp("distill")
+    build_trained(root)
+    (root / "raw/p/pkg/m9.py").write_text(UNTYPED.format(i=9))
+    shutil.rmtree(root / "kg")
+    extract_kg({"p": root / "raw/p"}, root / "kg", progress=False)
+    write_split(root / "kg", root / "split.parquet", HELD_OUT)
+    shutil.rmtree(root / "samples")
+    build_samples(
+        root / "raw",
+        root / "kg",
+        root / "tokenizer.json",
+        root / "split.parquet",
+        root / "samples",
+        Layout(R_ROOTS, L, R_ROOTS),
+        progress=False,
+    )
+    return root
+
+
+CFG = DistillConfig(max_tail_tokens=L, min_calibration_points=5, max_questions=0, batch_size=8)
+
+
+def _paths(root, out):
+    return DistillPaths(
+        raw=root / "raw",
+        samples=root / "samples",
+        kg=root / "kg",
+        split=root / "split.parquet",
+        model=root / "models",
+        tokenizer=root / "tokenizer.json",
+        calibration=out / "calibration.json",
+        out=out / "distilled.parquet",
+        metrics=out / "distill.json",
+        table=out / "distill.md",
+        reliability=out / "reliability.csv",
+    )
+
+
+@pytest.fixture(scope="module")
+def staged(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    return distill(CFG, _paths(corpus, out), progress=False), out
+
+
+def _numbers(x):
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _numbers(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _numbers(v)
+    elif isinstance(x, float):
+        yield x
+
+
+def test_stage_metrics_name_the_scorer_and_check_calibration_on_test(staged):
+    m, out = staged
+    assert json.loads((out / "distill.json").read_text()) == json.loads(json.dumps(m))
+    assert all(math.isfinite(v) for v in _numbers(m))
+    s = m["scorer"]
+    assert s["chosen"] in ("model", "model+rules")
+    assert {"model", "model+rules", "rules", "rule_by_relation", "name_lookup", "copy"} <= set(s["dev_mrr"])
+    assert s["dev_mrr"][s["chosen"]] == max(s["dev_mrr"]["model"], s["dev_mrr"]["model+rules"])
+    # dev: m7 (key, value of put; key of get; value of check7; get, check7 return int)
+    assert s["dev_questions"] == 6
+    test = m["test"]
+    rejected = m["rejected_hidden_fact_predictions"]["test"]
+    assert test["questions"] == 6 and test["predictions"] + sum(rejected.values()) == 6 * CFG.top_k
+    assert set(test["per_relation"]) == {"has_type", "returns"}
+    assert set(test["thresholds"]) == {"0.5", "0.7", "0.9"}
+    for t in test["thresholds"].values():
+        assert t["precision"] is None or 0 <= t["precision"] <= 1
+        assert 0 <= t["recall"] <= t["coverage"] <= 1
+    assert 0 <= test["ece"] <= 1
+    assert m["skipped_hidden_facts"]["test"] == {}
+
+
+def test_stage_fills_the_gaps_of_the_test_files_only(staged, corpus):
+    m, out = staged
+    d = m["distilled"]
+    # m9: put(key, value), get(key), check9(value) untyped; get and check9 return a value untyped
+    assert d["gaps"] == {"untyped_function": 2, "untyped_parameter": 4}
+    assert d["questions_asked"] == d["gaps"]
+    table = pq.read_table(out / "distilled.parquet").to_pylist()
+    static = [r for r in table if r["source"] == "static"]
+    model = [r for r in table if r["source"] == "model"]
+    files = {"p/pkg/m8.py", "p/pkg/m9.py"}
+    triples = pq.read_table(corpus / "kg/triples.parquet").to_pylist()
+    assert len(static) == sum(t["file"] in files for t in triples) == d["static_triples"]
+    assert {r["file"] for r in model} == {"p/pkg/m9.py"}
+    assert all(0 <= r["probability"] <= 1 and 1 <= r["rank"] <= CFG.top_k for r in model)
+    assert all(r["relation"] in (R.HAS_TYPE, R.RETURNS) for r in model)
+    assert len(model) + sum(d["rejected"].values()) == d["predictions"] == 6 * CFG.top_k
+    assert sum(v["all"] for v in d["added"].values()) == len(model)
+    keys = {(t["head"], t["relation"], t["tail"]) for t in triples}
+    assert not any((r["head"], r["relation"], r["tail"]) in keys for r in model)
+    csv = (out / "reliability.csv").read_text().splitlines()
+    assert csv[0] == "bin_low,bin_high,mean_probability,accuracy,predictions" and len(csv) > 1
+    assert f"| **overall** | 6 | {m['test']['predictions']} |" in (out / "distill.md").read_text()
+
+
+def test_same_seed_same_distilled_graph(staged, corpus, tmp_path):
+    again = distill(CFG, _paths(corpus, tmp_path), progress=False)
+    m, out = staged
+    assert {k: v for k, v in again.items() if k != "seconds"} == {
+        k: v for k, v in m.items() if k != "seconds"
+    }
+    assert pq.read_table(tmp_path / "distilled.parquet").equals(pq.read_table(out / "distilled.parquet"))
+
+
+def test_config_rules():
+    with pytest.raises(ConfigError, match="distill.split must be dev or test"):
+        build(DistillConfig, {"split": "train"}, "distill")
+    with pytest.raises(ConfigError, match="distill.languages"):
+        build(DistillConfig, {"languages": ["java"]}, "distill")
+    with pytest.raises(ConfigError, match=r"distill.thresholds\[1\] must be .*\[0, 1\]"):
+        build(DistillConfig, {"thresholds": [0.5, 1.5]}, "distill")
+    with pytest.raises(ConfigError, match="distill.thresholds is empty"):
+        build(DistillConfig, {"thresholds": []}, "distill")
+    with pytest.raises(ConfigError, match="distill.top_k must be >= 1"):
+        build(DistillConfig, {"top_k": 0}, "distill")
+
+
+# --------------------------------------------------------------------------- `graphmer distill`
+
+
+def _cli(corpus, out_dir, capsys, *args):
+    argv = [
+        "distill",
+        *map(str, args),
+        "--model-dir",
+        str(corpus / "models"),
+        "--tokenizer",
+        str(corpus / "tokenizer.json"),
+        "--samples",
+        str(corpus / "samples"),
+        "--kg",
+        str(corpus / "kg"),
+        "--split",
+        str(corpus / "split.parquet"),
+        "--calibration",
+        str(out_dir / "calibration.json"),
+        "--workers",
+        "1",
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+        raise SystemExit(0)
+    cap = capsys.readouterr()
+    return exit_info.value.code, cap.out, cap.err
+
+
+def test_graphmer_distill_on_a_plain_folder_outside_the_corpus(staged, corpus, capsys, tmp_path):
+    _, fitted = staged
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "cart.py").write_text(
+        "class Cart(Base):\n    def add(self, item, count=1):\n        return check_price(item)\n"
+    )
+    code, out, err = _cli(corpus, fitted, capsys, shop, "--out", tmp_path / "out")
+    assert code == 0, err
+    assert out.count("\n") == 1 and "distilled 1 files: 3 gaps, 3 asked" in out
+    table = pq.read_table(tmp_path / "out/distilled.parquet").to_pylist()
+    model = [r for r in table if r["source"] == "model"]
+    assert {r["head"] for r in model} <= {
+        "py:cart.Cart.add",
+        "py:cart.Cart.add.item",
+        "py:cart.Cart.add.count",
+    }
+    static = {(r["head"], r["relation"], r["tail"]) for r in table if r["source"] == "static"}
+    assert ("py:cart.Cart", int(R.CONTAINS), "py:cart.Cart.add") in static
+    summary = json.loads((tmp_path / "out/distill.json").read_text())
+    assert summary["questions_asked"] == {"untyped_function": 1, "untyped_parameter": 2}
+
+
+def test_graphmer_distill_without_a_fitted_calibrator_is_one_line(corpus, capsys, tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/a.py").write_text("def f(x):\n    return x\n")
+    code, _, err = _cli(corpus, tmp_path / "none", capsys, tmp_path / "src", "--out", tmp_path / "out")
+    assert code == 1 and "not found: fit the calibrator first" in err and err.count("\n") == 1
+
+
+def test_a_calibrator_of_another_model_is_refused(staged, corpus, capsys, tmp_path):
+    _, fitted = staged
+    other = tmp_path / "fitted"
+    other.mkdir()
+    d = json.loads((fitted / "calibration.json").read_text())
+    d["model_sha256"] = "0" * 64
+    (other / "calibration.json").write_text(json.dumps(d))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/a.py").write_text("def f(x):\n    return x\n")
+    code, _, err = _cli(corpus, other, capsys, tmp_path / "src", "--out", tmp_path / "out")
+    assert code == 1 and "fitted for another model" in err
+
+
+def test_context_candidates_are_training_tails_plus_file_names_within_the_token_limit(staged, corpus):
+    """What a question ranks: the relation's tails with a training count, then the file's names
+    that spell no such tail, none longer than max_tail_tokens."""
+    from graphmer.evaluate import Ranking
+
+    tok = load_tokenizer(corpus / "tokenizer.json")
+    ranking = Ranking.load(_paths(corpus, corpus).eval_paths(), tok, L)
+    graph = Graph.load(corpus / "kg")
+    ctx = Context(ranking, tok, L, 2, graph, graph, lambda p: b"")
+    c = ctx.candidates(int(R.HAS_TYPE), "def f(x: int):\n    return check_price(x) + Base\n")
+    assert int(c.lengths.max()) <= 2
+    known = ctx.known[int(R.HAS_TYPE)]
+    assert c.names[: len(known)] == known.names and all(known.train_count > 0)
+    assert set(known.names) >= {"str", "int"}
+    extra = c.names[len(known) :]
+    assert "x" in extra and "int" not in extra
+    assert np.all(c.train_count[len(known) :] == 0)
+    assert torch.equal(c.log_length_prior, known.log_length_prior)
+
+
+def test_table_columns(staged):
+    _, out = staged
+    schema = pq.read_schema(out / "distilled.parquet")
+    assert schema.names == [
+        "head",
+        "relation",
+        "tail",
+        "probability",
+        "rank",
+        "file",
+        "line",
+        "source",
+        "resolution",
+        "gap",
+        "language",
+    ]
+    assert schema.field("relation").type == pa.int8()
+
+
+def test_replace_keeps_config_checks():
+    with pytest.raises(ConfigError):
+        replace(DistillConfig(), languages=[])
