@@ -34,6 +34,11 @@ def guarded(name: str, fn: Callable[[], object], doc: str | None = None) -> None
         sys.exit(130)
 
 
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (tarfile and safetensors write several)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def progress_bar(iterable=None, **kwargs):
     """A tqdm bar; in a log (no terminal) it prints every 10 s instead of every 0.1 s."""
     from tqdm import tqdm

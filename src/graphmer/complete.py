@@ -26,10 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from graphmer import GraphmerError
+from graphmer import GraphmerError, one_line
 from graphmer.config import ExtractConfig, model_config
 from graphmer.data import IGNORE, bare_window, collate, compact, word_bounds, word_starts
-from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT, ModelConfig
+from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT, ModelConfig, shape_mismatch
 from graphmer.tokenizer import IDENTIFIER, MASK, PAD, leaf_ids
 from graphmer.tokenizer import load as load_tokenizer
 
@@ -58,7 +58,7 @@ def load_model(model_dir: str | Path, tokenizer_path: str | Path) -> tuple[Graph
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as err:
-        raise GraphmerError(f"{weights} is not a readable safetensors file: {_one_line(err)}") from err
+        raise GraphmerError(f"{weights} is not a readable safetensors file: {one_line(err)}") from err
     model = GraphMERT(cfg)
     model.load_state_dict(state)
     return model.eval(), tok
@@ -71,7 +71,7 @@ def read_model_config(path: Path) -> ModelConfig:
     try:
         raw = json.loads(path.read_text())
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-        raise GraphmerError(f"{path} is not valid JSON: {_one_line(err)}") from err
+        raise GraphmerError(f"{path} is not valid JSON: {one_line(err)}") from err
     if not isinstance(raw, dict) or raw.get("architecture") != "GraphMERT":
         raise GraphmerError(f"{path} is not a GraphMERT config")
     return model_config({k: v for k, v in raw.items() if k != "architecture"}, str(path))
@@ -87,23 +87,11 @@ def check_weights(weights: Path, cfg: ModelConfig, config_path: Path) -> None:
         with safe_open(str(weights), framework="pt") as f:
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is no mapping)
     except (SafetensorError, OSError) as err:
-        raise GraphmerError(f"{weights} is not a readable safetensors file: {_one_line(err)}") from err
+        raise GraphmerError(f"{weights} is not a readable safetensors file: {one_line(err)}") from err
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in GraphMERT(cfg).state_dict().items()}
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-    if missing or unexpected or shapes:
-        what = (
-            (missing and f"missing {missing[0]}")
-            or (unexpected and f"unexpected {unexpected[0]}")
-            or f"{shapes[0]} is {found[shapes[0]]}, the config says {expected[shapes[0]]}"
-        )
+    if what := shape_mismatch(found, expected, "the config says"):
         raise GraphmerError(f"{weights} does not match {config_path}: {what}")
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
 
 
 @dataclass
@@ -367,7 +355,7 @@ def read_candidates(path: Path, vocab_size: int) -> pa.Table:
     try:
         table = pq.read_table(path, columns=list(CANDIDATE_COLUMNS)).cast(schema)
     except (OSError, pa.ArrowException) as err:
-        raise GraphmerError(f"{path} is not a candidates table: {_one_line(err)}") from err
+        raise GraphmerError(f"{path} is not a candidates table: {one_line(err)}") from err
     problem = _candidates_problem(table, vocab_size)
     if problem:
         raise GraphmerError(f"{path} is not a candidates table: {problem}")

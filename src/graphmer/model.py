@@ -407,6 +407,19 @@ class GraphMERT(nn.Module):
         return logp, torch.where(use_copy, span, guess)
 
 
+def shape_mismatch(found: dict, expected: dict, expected_by: str) -> str | None:
+    """The first way weights of shapes `found` (name -> shape) fail to load into a model of shapes
+    `expected`, or None: a missing tensor, an unexpected one, or a shape `expected_by` disagrees with."""
+    if missing := sorted(set(expected) - set(found)):
+        return f"missing {missing[0]}"
+    if unexpected := sorted(set(found) - set(expected)):
+        return f"unexpected {unexpected[0]}"
+    for name in sorted(expected):
+        if tuple(found[name]) != tuple(expected[name]):
+            return f"{name} is {tuple(found[name])}, {expected_by} {tuple(expected[name])}"
+    return None
+
+
 def masked_groups(batch: dict, roots: int, leaves: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The masked leaf groups of a compact batch: batch row, position of the first slot, and the
     target tokens (G, L), `IGNORE` after each tail (a group is masked whole)."""

@@ -29,7 +29,7 @@ from torch import nn
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SamplesConfig, TrainConfig
 from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact, stream_batch
-from graphmer.model import MODEL_INPUTS, NUM_RELATIONS, GraphMERT, ModelConfig, masked_groups
+from graphmer.model import MODEL_INPUTS, NUM_RELATIONS, GraphMERT, ModelConfig, masked_groups, shape_mismatch
 from graphmer.tokenizer import load as load_tokenizer
 
 # --------------------------------------------------------------------------- schedules
@@ -235,15 +235,8 @@ def _misfit(weights, shapes: dict) -> str | None:
     """Why a checkpoint's weights cannot load into a model with `shapes`, or None."""
     if not isinstance(weights, dict):
         return "no model weights"
-    if missing := sorted(set(shapes) - set(weights)):
-        return f"{missing[0]} missing"
-    if extra := sorted(set(weights) - set(shapes)):
-        return f"unexpected {extra[0]}"
-    for name, size in shapes.items():
-        if not isinstance(weights[name], torch.Tensor) or weights[name].shape != size:
-            got = tuple(getattr(weights[name], "shape", ()))
-            return f"{name} is {got}, the model's is {tuple(size)}"
-    return None
+    found = {k: getattr(v, "shape", ()) for k, v in weights.items()}
+    return shape_mismatch(found, shapes, "the model's is")
 
 
 # --------------------------------------------------------------------------- the loop

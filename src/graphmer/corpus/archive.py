@@ -18,7 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from graphmer import GraphmerError
+from graphmer import GraphmerError, one_line
 
 
 class UnsafeArchiveError(GraphmerError):
@@ -77,18 +77,14 @@ def extract_archive(archive: str | Path, dest: str | Path, limits: Limits = Limi
     try:
         tar = tarfile.open(archive, "r:*")  # noqa: SIM115 (closed by the `with tar` below)
     except _DAMAGE as err:
-        raise UnsafeArchiveError(f"{archive.name}: not a readable archive ({_one_line(err)})") from err
+        raise UnsafeArchiveError(f"{archive.name}: not a readable archive ({one_line(err)})") from err
     try:
         with tar:
             return _extract_tar(tar, Path(dest), limits)
     except UnsafeArchiveError:
         raise
     except _DAMAGE as err:
-        raise UnsafeArchiveError(f"{archive.name}: corrupt or truncated archive ({_one_line(err)})") from err
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+        raise UnsafeArchiveError(f"{archive.name}: corrupt or truncated archive ({one_line(err)})") from err
 
 
 def _check_counts(n_members: int, size: int, total: int, name: str, limits: Limits) -> None:
@@ -167,7 +163,7 @@ def _extract_zip(archive: Path, dest: Path, limits: Limits) -> int:
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise UnsafeArchiveError(f"{archive.name}: not a readable archive ({_one_line(err)})") from err
+        raise UnsafeArchiveError(f"{archive.name}: not a readable archive ({one_line(err)})") from err
     with zf:
         infos = zf.infolist()
         total, files, layout = 0, [], _Layout()
@@ -200,7 +196,7 @@ def _extract_zip(archive: Path, dest: Path, limits: Limits) -> int:
                 with zf.open(info) as src, open(out, "wb") as fh:
                     got = _copy_capped(src, fh, limits.max_member_bytes, info.filename)
             except (zipfile.BadZipFile, *_DAMAGE) as err:  # a CRC that no longer matches, bad deflate
-                raise UnsafeArchiveError(f"member {info.filename!r} is corrupt ({_one_line(err)})") from err
+                raise UnsafeArchiveError(f"member {info.filename!r} is corrupt ({one_line(err)})") from err
             written += got
             if written > limits.max_total_bytes:
                 raise UnsafeArchiveError(f"archive unpacks to over {limits.max_total_bytes} bytes")
@@ -212,7 +208,7 @@ def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         with zf.open(info) as fh:
             return fh.read(1 << 12)
     except (zipfile.BadZipFile, *_DAMAGE) as err:
-        raise UnsafeArchiveError(f"member {info.filename!r} is corrupt ({_one_line(err)})") from err
+        raise UnsafeArchiveError(f"member {info.filename!r} is corrupt ({one_line(err)})") from err
 
 
 def _copy_capped(src, dst, cap: int, name: str) -> int:

@@ -134,7 +134,7 @@ def sdist_url(src: SourceConfig) -> str:
 
 
 def _download(url: str, dest: Path, src: SourceConfig, cap: int) -> Path:
-    out = dest / unquote(url.rsplit("/", 1)[-1])
+    out = dest / Path(unquote(url.rsplit("/", 1)[-1])).name  # never a path an index could steer
     n = 0
     with _open_url(url, src.name) as fh, open(out, "wb") as w:
         while chunk := fh.read(1 << 20):
