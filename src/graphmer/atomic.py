@@ -117,6 +117,14 @@ def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def write_parquet(target: str | Path, table: Any, compression: str = "zstd") -> None:
+    """A pyarrow Table as a Parquet file, whole or not at all."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp, compression=compression)
+
+
 @contextlib.contextmanager
 def scratch_dir(beside: str | Path) -> Iterator[Path]:
     """A scratch folder next to `beside` (same disk, swept by the next run if this one is killed),

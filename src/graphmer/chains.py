@@ -215,13 +215,11 @@ def build_samples(
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, rows in windows.items():
         table = pa.Table.from_pylist(rows, schema=WINDOW_SCHEMA)
-        with atomic.atomic_path(out_dir / f"{split}.parquet") as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        atomic.write_parquet(out_dir / f"{split}.parquet", table)
     tail_table = tails.table()
     candidates = candidate_table(kg_dir, splits, tok, layout.leaves)
     for name, table in (("tails", tail_table), ("candidates", candidates)):
-        with atomic.atomic_path(out_dir / f"{name}.parquet") as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        atomic.write_parquet(out_dir / f"{name}.parquet", table)
     metrics = sample_metrics(windows, tail_table, layout, splits)
     rel = np.bincount(candidates.column("relation").to_numpy(), minlength=len(RELATION_NAMES))
     metrics["candidates_per_relation"] = {name: int(rel[i]) for i, name in enumerate(RELATION_NAMES)}

@@ -152,8 +152,7 @@ def build_split(
         },
         schema=SPLIT_SCHEMA,
     )
-    with atomic.atomic_path(out_path) as tmp:
-        pq.write_table(table, tmp)
+    atomic.write_parquet(out_path, table, compression="snappy")
     by_source: dict[str, Counter] = defaultdict(Counter)
     for p in paths:
         by_source[source[p]][splits[p]] += 1

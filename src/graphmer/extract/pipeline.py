@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.extract import java, javascript, python
@@ -227,8 +226,7 @@ SCHEMAS = {
 def write_tables(tables: dict[str, pa.Table], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
-        with atomic.atomic_path(out_dir / f"{name}.parquet") as tmp:
-            pq.write_table(tables[name], tmp, compression="zstd")
+        atomic.write_parquet(out_dir / f"{name}.parquet", tables[name])
 
 
 def kg_metrics(tables: dict[str, pa.Table], seconds: float) -> dict:
