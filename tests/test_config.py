@@ -151,3 +151,13 @@ def test_a_saved_vocab_may_be_smaller_than_the_requested_one():
     assert model_config({"vocab_size": 261}, "config.json").vocab_size == 261
     with pytest.raises(ConfigError, match=r"^config\.json: vocab_size must be >= 1, got 0$"):
         model_config({"vocab_size": 0}, "config.json")
+
+
+def test_attention_is_sdpa_or_flex_and_an_older_saved_model_gets_sdpa():
+    assert ModelSection(attention="flex").overrides()["attention"] == "flex"
+    with pytest.raises(ConfigError, match=r"^model\.attention must be one of sdpa, flex, got 'flash'$"):
+        ModelSection(attention="flash")
+    with pytest.raises(ConfigError, match=r"^config\.json: attention must be one of sdpa, flex, got 'fl'$"):
+        model_config({"attention": "fl"}, "config.json")
+    older = {k: v for k, v in ModelConfig().to_dict().items() if k != "attention"}
+    assert model_config(older, "config.json").attention == "sdpa"

@@ -339,3 +339,77 @@ def test_gradients_stay_finite_when_a_tail_cannot_be_copied(tiny):
     assert torch.isfinite(out["mnm_loss"])
     for name, p in net.named_parameters():
         assert p.grad is None or torch.isfinite(p.grad).all(), name
+
+
+# --------------------------------------------------------------------------- FlexAttention path
+
+GRAPH_PARTS = {  # H-GAT, graph decay and relation bias on and off
+    "all": {},
+    "none": {"hgat": False, "decay_mask": False, "relation_bias": False},
+    "decay-only": {"hgat": False, "relation_bias": False},
+    "hgat-relation-bias": {"decay_mask": False},
+}
+
+
+def _sdpa_and_flex(vocab_size, **overrides):
+    """Two models with the same weights, one per attention path; p_h and the relation biases random
+    (they start at zero, where the relation bias would test nothing)."""
+    torch.manual_seed(0)
+    sdpa = GraphMERT(tiny_config(vocab_size, attention="sdpa", **overrides)).eval()
+    with torch.no_grad():
+        if sdpa.decay is not None:
+            sdpa.decay.p.normal_()
+        if sdpa.rel_bias is not None:
+            sdpa.rel_bias.bias.weight[:-1].normal_()  # the padding row stays zero
+    flex = GraphMERT(tiny_config(vocab_size, attention="flex", **overrides)).eval()
+    flex.load_state_dict(sdpa.state_dict())
+    return sdpa, flex
+
+
+@pytest.mark.parametrize("parts", GRAPH_PARTS)
+def test_flex_attention_gives_the_hidden_states_of_sdpa(tiny, parts):
+    sdpa, flex = _sdpa_and_flex(tiny["vocab_size"], **GRAPH_PARTS[parts])
+    b = batch_of(tiny)
+    assert not b["attention_mask"].all() and (b["leaf_relation"] >= 0).any()  # padding, and triples
+    with torch.no_grad():  # on the CPU torch's FlexAttention runs forward only unless q, k, v are constant
+        hs, hf = sdpa(*(b[k] for k in INPUTS)), flex(*(b[k] for k in INPUTS))
+    real = b["attention_mask"]
+    assert torch.allclose(hf[real], hs[real], atol=1e-5)
+    if parts == "all":  # the bias matters: without it the hidden states differ
+        sdpa.decay.p.data.zero_()
+        sdpa.rel_bias.bias.weight.data.zero_()
+        with torch.no_grad():
+            assert not torch.allclose(sdpa(*(b[k] for k in INPUTS))[real], hf[real], atol=1e-3)
+
+
+@pytest.mark.parametrize("parts", [k for k in GRAPH_PARTS if k != "none"])
+def test_flex_attention_gives_the_gradients_of_sdpa_to_the_graph_bias(tiny, parts):
+    """Gradients reach p_h and the relation-bias table through tensors the score_mod captures. One
+    layer with every other weight frozen: q, k, v then need no gradient, the one case in which
+    torch's FlexAttention runs a backward on the CPU (its eager reference; CUDA compiles a kernel)."""
+    b = batch_of(tiny)
+    real = b["attention_mask"]
+    weight = torch.randn(real.shape + (32,), generator=torch.Generator().manual_seed(1))
+    grads = []
+    for model in _sdpa_and_flex(tiny["vocab_size"], layers=1, **GRAPH_PARTS[parts]):
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in ("decay.p", "rel_bias.bias.weight"))
+        h = model(*(b[k] for k in INPUTS))
+        (h * weight)[real].sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+    sdpa, flex = grads
+    assert sdpa.keys() == flex.keys() and sdpa
+    for name in sdpa:
+        assert sdpa[name].abs().max() > 1e-3, name  # a gradient that is there to compare
+        assert torch.allclose(flex[name], sdpa[name], atol=1e-5), name
+    if "rel_bias.bias.weight" in sdpa:
+        assert not flex["rel_bias.bias.weight"][-1].any()  # the padding row learns nothing
+
+
+def test_flex_attention_cannot_train_the_whole_model_on_the_cpu(tiny):
+    """torch 2.13 refuses FlexAttention's backward on the CPU once q, k, v need gradients: `flex` is
+    for CUDA; should a torch lift this, the gradient test above can cover every weight."""
+    _, flex = _sdpa_and_flex(tiny["vocab_size"])
+    b = batch_of(tiny)
+    with pytest.raises(NotImplementedError, match="backward on CPU"):
+        flex(*(b[k] for k in INPUTS))

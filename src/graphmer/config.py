@@ -315,6 +315,9 @@ class ModelSection:
     """Learned per-relation, per-head bias on root<->leaf edges."""
     copy: bool = True
     """Copy path: leaf prediction may point at the window's roots (pointer-generator)."""
+    attention: str = "sdpa"
+    """sdpa | flex: the graph bias as one dense (B, H, N, N) attn_mask of scaled_dot_product_attention,
+    or computed per entry inside FlexAttention (no such tensor; needs CUDA to train)."""
 
     def __post_init__(self) -> None:
         from graphmer.model import PRESETS
@@ -332,6 +335,7 @@ class ModelSection:
             "decay_mask": self.decay_mask,
             "relation_bias": self.relation_bias,
             "copy": self.copy,
+            "attention": self.attention,
         }
 
 
@@ -365,6 +369,11 @@ class TrainConfig:
     """Train on the windows that carry at least one triple (a quarter carry none: MLM alone)."""
     precision: str = "auto"
     """auto | fp32 | bf16 | fp16; auto: bf16 on CUDA cards that have it, fp16 on older ones, fp32 on CPU."""
+    loader_workers: int = ranged(0, Range(0, 64))
+    """Processes that build micro-batches while the model trains (0: inline, in the training loop);
+    the batches are the same either way."""
+    compile: bool = False
+    """Run the encoder's transformer blocks through torch.compile (needs a C++ compiler on CPU)."""
     checkpoint_every: int = ranged(250, COUNT)
     """Steps between resumable checkpoints."""
     keep_checkpoints: int = ranged(2, COUNT)
@@ -472,9 +481,15 @@ MODEL_RANGES: dict[str, Range] = {
 def check_model(values: Mapping[str, Any], where: str = "") -> None:
     """Ranges and cross-field rules of resolved model settings (a preset with its overrides, or a
     saved config.json), which GraphMERT would otherwise fail on, or allocate for, when built."""
+    from graphmer.model import ATTENTIONS
+
     for key, allowed in MODEL_RANGES.items():
         if key in values:
             allowed.check(values[key], _key(where, key))
+    if values.get("attention", "sdpa") not in ATTENTIONS:
+        raise ConfigError(
+            f"{_key(where, 'attention')} must be one of {', '.join(ATTENTIONS)}, got {values['attention']!r}"
+        )
     hidden, heads = values["hidden"], values["heads"]
     if hidden % heads:
         raise ConfigError(

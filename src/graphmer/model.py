@@ -16,8 +16,11 @@ Design choices:
   inside one leaf group.
 - Relation bias (`relation_bias`): a learned per-relation, per-head bias on the
   edges between an anchor root and the leaves of its injected triple, both ways.
-- Attention through F.scaled_dot_product_attention with the summed bias and
-  key-padding mask as one float attn_mask, shared by all layers.
+- Attention (`attention`): `sdpa`, F.scaled_dot_product_attention with the summed bias and
+  key-padding mask as one float attn_mask (B, H, N, N), shared by all layers; or `flex`,
+  FlexAttention with a score_mod that computes the same bias per (query, key) from the
+  positions' coordinates and a block mask of the padded keys: compiled (on CUDA), no
+  (B, H, N, N) tensor is built. One elementwise formula of each bias serves both.
 - One MLM head, tied to the token embedding, predicts masked roots and leaves.
 - Copy path (`copy`): a leaf group may also copy its whole tail from the window's roots
   (pointer-generator, See et al., ACL 2017, at the level of a tail): attention from the
@@ -30,22 +33,33 @@ Design choices:
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
+from graphmer import GraphmerError, atomic, one_line
 from graphmer.data import IGNORE
 from graphmer.tokenizer import SPECIAL_TOKENS
 
 NUM_RELATIONS = 16
+# A trained model's folder (`save_pretrained`, Hugging Face's layout): its settings and weights.
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+MAX_CONFIG_BYTES = 2**20  # a config.json is a few hundred bytes; anything near this is not one
 COPY_OFFSETS = 32  # the copy pointer's position bias tells offsets -32..32 from the head apart
 # GraphMERT.forward's arguments, by their names in a (compact) batch of graphmer.data.
 MODEL_INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
 # What the copy path reads besides: where the roots' words start and stop (graphmer.data.word_bounds).
 COPY_INPUTS = ("word_start", "word_stop")
+ATTENTIONS = ("sdpa", "flex")  # ModelConfig.attention
 PRESETS = {
     "tiny": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
     "base": {"layers": 12, "hidden": 768, "heads": 12, "ffn": 3072},
@@ -68,6 +82,7 @@ class ModelConfig:
     copy: bool = True
     decay_lambda: float = 0.6
     max_head_tokens: int = 8  # head spans longer than this feed H-GAT their first tokens
+    attention: str = "sdpa"  # sdpa: one dense (B, H, N, N) bias; flex: FlexAttention, bias per entry
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,17 +95,35 @@ class ModelConfig:
 # --------------------------------------------------------------------------- the leafy-chain graph
 
 
-def leafy_chain_distances(root_index: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-    """Shortest paths (B, N, N) between positions given their coordinates (DESIGN §6):
+# The bias of a query q and a key k is a function of their coordinates (root_index, slot) and, for
+# the relation bias, of their triples' biases: written once, elementwise, it serves the dense
+# (B, H, N, N) mask of SDPA (called on broadcast pairs) and FlexAttention's score_mod (called per
+# entry), so the two attention paths cannot disagree.
+
+
+def leafy_chain_distance(
+    root_q: torch.Tensor, slot_q: torch.Tensor, root_k: torch.Tensor, slot_k: torch.Tensor
+) -> torch.Tensor:
+    """Shortest path between positions q and k given their coordinates (DESIGN §6), elementwise:
     |i-j| between roots i and j, +1 for each leaf end, min(|a-b|, 2) inside one leaf group
     (slot 0 is a root, 1..L a leaf slot)."""
-    leaf = (slot > 0).long()
-    d = (root_index[:, :, None] - root_index[:, None, :]).abs() + leaf[:, :, None] + leaf[:, None, :]
-    same_group = (leaf[:, :, None] & leaf[:, None, :]).bool() & (
-        root_index[:, :, None] == root_index[:, None, :]
-    )
-    within = (slot[:, :, None] - slot[:, None, :]).abs().clamp(max=2)
+    leaf_q, leaf_k = (slot_q > 0).long(), (slot_k > 0).long()
+    d = (root_q - root_k).abs() + leaf_q + leaf_k
+    same_group = (leaf_q & leaf_k).bool() & (root_q == root_k)
+    within = (slot_q - slot_k).abs().clamp(max=2)
     return torch.where(same_group, within, d)
+
+
+def anchors(
+    root_q: torch.Tensor, slot_q: torch.Tensor, root_k: torch.Tensor, slot_k: torch.Tensor
+) -> torch.Tensor:
+    """Elementwise: is q the root that leaf k hangs from?"""
+    return (slot_q == 0) & (slot_k > 0) & (root_q == root_k)
+
+
+def pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (..., N) as the query side (..., N, 1) and the key side (..., 1, N) of every pair."""
+    return x[..., :, None], x[..., None, :]
 
 
 class GraphDecay(nn.Module):
@@ -101,9 +134,14 @@ class GraphDecay(nn.Module):
         self.p = nn.Parameter(torch.zeros(cfg.heads))
         self.log_lambda = math.log(cfg.decay_lambda)
 
+    def log_f(self, sp: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Elementwise: the log-bias of shortest paths sp in heads of offsets p."""
+        return F.gelu(sp.float().sqrt() - p) * self.log_lambda
+
     def forward(self, root_index: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-        sqrt_sp = leafy_chain_distances(root_index, slot).float().sqrt()
-        return F.gelu(sqrt_sp[:, None] - self.p[None, :, None, None]) * self.log_lambda
+        (root_q, root_k), (slot_q, slot_k) = pairs(root_index), pairs(slot)
+        sp = leafy_chain_distance(root_q, slot_q, root_k, slot_k)  # (B, N, N)
+        return self.log_f(sp[:, None], self.p[None, :, None, None])
 
 
 class RelationBias(nn.Module):
@@ -114,18 +152,30 @@ class RelationBias(nn.Module):
         self.bias = nn.Embedding(NUM_RELATIONS + 1, cfg.heads, padding_idx=NUM_RELATIONS)
         nn.init.zeros_(self.bias.weight)
 
+    def values(self, leaf_relation: torch.Tensor) -> torch.Tensor:
+        """(B, H, N): the bias of each leaf's triple (the padding row's zero for roots)."""
+        rel = torch.where(leaf_relation >= 0, leaf_relation, NUM_RELATIONS)
+        return self.bias(rel).permute(0, 2, 1)
+
+    @staticmethod
+    def score(
+        root_q: torch.Tensor,
+        slot_q: torch.Tensor,
+        v_q: torch.Tensor,
+        root_k: torch.Tensor,
+        slot_k: torch.Tensor,
+        v_k: torch.Tensor,
+    ) -> torch.Tensor:
+        """Elementwise: leaf k's bias v_k from its anchor root q, leaf q's bias v_q to its anchor k."""
+        forth, back = anchors(root_q, slot_q, root_k, slot_k), anchors(root_k, slot_k, root_q, slot_q)
+        return forth.to(v_k.dtype) * v_k + back.to(v_q.dtype) * v_q
+
     def forward(
         self, root_index: torch.Tensor, slot: torch.Tensor, leaf_relation: torch.Tensor
     ) -> torch.Tensor:
-        rel = torch.where(leaf_relation >= 0, leaf_relation, NUM_RELATIONS)
-        v = self.bias(rel).permute(0, 2, 1)  # (B, H, N): the bias of each leaf's triple
-        # edge[b, i, j]: i is the root that leaf j hangs from
-        edge = (
-            (slot[:, :, None] == 0)
-            & (slot[:, None, :] > 0)
-            & (root_index[:, :, None] == root_index[:, None, :])
-        ).to(v.dtype)
-        return edge[:, None] * v[:, :, None, :] + edge.transpose(1, 2)[:, None] * v[:, :, :, None]
+        (root_q, root_k), (slot_q, slot_k) = pairs(root_index[:, None]), pairs(slot[:, None])
+        v_q, v_k = pairs(self.values(leaf_relation))
+        return self.score(root_q, slot_q, v_q, root_k, slot_k, v_k)  # (B, H, N, N)
 
 
 # --------------------------------------------------------------------------- H-GAT
@@ -250,13 +300,36 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
         self.out = nn.Linear(cfg.hidden, cfg.hidden)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | FlexBias) -> torch.Tensor:
         B, N, D = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         # No dropout on attention weights: on CPU it cost a fifth of the step (bernoulli over
         # B*H*N*N); dropout stays on the embeddings and residual branches.
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if isinstance(mask, FlexBias):
+            y = _flex(q.device)(q, k, v, score_mod=mask.score_mod, block_mask=mask.block_mask)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(B, N, D))
+
+
+@dataclass
+class FlexBias:
+    """The attention bias as FlexAttention takes it, shared by all layers: score_mod(score, b, h, q, k)
+    adds the graph bias of one entry (None: none), block_mask leaves out the padded keys."""
+
+    score_mod: Callable | None
+    block_mask: BlockMask
+
+
+def _flex(device: torch.device) -> Callable:
+    """flex_attention, compiled on CUDA: eager, it computes every score densely (B, H, N, N), which
+    on the CPU (where torch has no fused kernel for training) is the reference the tests use."""
+    return _compiled_flex() if device.type == "cuda" else flex_attention
+
+
+@functools.cache
+def _compiled_flex() -> Callable:
+    return torch.compile(flex_attention)
 
 
 class Block(nn.Module):
@@ -269,12 +342,22 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.hidden, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, cfg.hidden))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | FlexBias) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln1(x), mask))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
-class GraphMERT(nn.Module):
+class GraphMERT(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="graphmer",
+    tags=["code", "knowledge-graph", "graphmert"],
+    license="apache-2.0",
+    paper_url="https://arxiv.org/abs/2510.09580",
+):
+    """The encoder. `GraphMERT.from_pretrained("models")` loads a trained one (a folder, or a Hub
+    repository with the same two files), `save_pretrained(dir)` writes one."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -320,6 +403,38 @@ class GraphMERT(nn.Module):
             mask = mask + self.rel_bias(root_index, slot, leaf_relation)
         return mask.to(dtype)
 
+    def flex_bias(
+        self,
+        attention_mask: torch.Tensor,
+        root_index: torch.Tensor,
+        slot: torch.Tensor,
+        leaf_relation: torch.Tensor,
+    ) -> FlexBias:
+        """The bias of `attention_mask` for FlexAttention: the score_mod reads each entry's coordinates
+        from the (B, N) tensors it captures (and the relation biases from (B, H, N)), so gradients
+        reach p_h and the relation-bias table through FlexAttention's backward, which returns
+        gradients of captured tensors; the relation-bias table is read through its Embedding (not
+        indexed in the score_mod) so that its padding row gets none, as in the dense path."""
+        B, N = attention_mask.shape
+        decay = self.decay
+        v = self.rel_bias.values(leaf_relation) if self.rel_bias is not None else None
+
+        def graph_bias(score, b, h, q, k):
+            root_q, slot_q, root_k, slot_k = root_index[b, q], slot[b, q], root_index[b, k], slot[b, k]
+            bias = 0  # summed as in attention_mask: 0 + decay + relation bias
+            if decay is not None:
+                bias = bias + decay.log_f(leafy_chain_distance(root_q, slot_q, root_k, slot_k), decay.p[h])
+            if v is not None:
+                bias = bias + RelationBias.score(root_q, slot_q, v[b, h, q], root_k, slot_k, v[b, h, k])
+            return score + bias
+
+        def real_key(b, h, q, k):
+            return attention_mask[b, k]
+
+        block_mask = create_block_mask(real_key, B, None, N, N, device=attention_mask.device)
+        graph = decay is not None or v is not None
+        return FlexBias(graph_bias if graph else None, block_mask)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -334,7 +449,10 @@ class GraphMERT(nn.Module):
         if self.hgat is not None:
             x = self.hgat(x, root_index, leaf_relation, head_end)
         x = self.drop(self.emb_ln(x + self.pos(root_index) + self.slot(slot)))
-        mask = self.attention_mask(attention_mask, root_index, slot, leaf_relation, x.dtype)
+        if self.cfg.attention == "flex":
+            mask = self.flex_bias(attention_mask, root_index, slot, leaf_relation)
+        else:
+            mask = self.attention_mask(attention_mask, root_index, slot, leaf_relation, x.dtype)
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_f(x)
@@ -405,6 +523,100 @@ class GraphMERT(nn.Module):
         )
         use_copy = (ptr.log_gate + top > ptr.log_keep + best.sum(1))[:, None] & real
         return logp, torch.where(use_copy, span, guess)
+
+    # ----------------------------------------------------------------------- saved models
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """config.json (the settings, tagged `"architecture": "GraphMERT"`) and model.safetensors,
+        each written whole or not at all. (The Hub mixin's `save_pretrained` calls this.)"""
+        from safetensors.torch import save as save_safetensors
+
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        # As bytes, written by us: safetensors' own file writer does not report a full disk.
+        weights = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        atomic.write_bytes(folder / WEIGHTS_FILE, save_safetensors(weights, metadata={"format": "pt"}))
+        atomic.write_json(folder / CONFIG_FILE, self.cfg.to_dict() | {"architecture": "GraphMERT"})
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *, map_location: str = "cpu", **hub) -> GraphMERT:
+        """A trained model from a folder (`models/`) or a Hub repository id. (The mixin's own version
+        would fetch and parse config.json before we could check it.)"""
+        return cls._from_pretrained(
+            model_id=str(pretrained_model_name_or_path), map_location=map_location, **hub
+        )
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", **hub) -> GraphMERT:
+        """A folder, or a Hub repository id (`hub`: revision, cache_dir, token... as in
+        `huggingface_hub.hf_hub_download`). Every mismatch is a one-line GraphmerError found before
+        the model is built (a hostile `"layers": 200000` must not allocate); the weights load
+        strictly, in eval mode."""
+        folder = Path(model_id)
+        if folder.is_dir():
+            config_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+            for path in (config_path, weights):
+                if not path.is_file():
+                    raise GraphmerError(f"{path} not found: train a model first (`dvc repro train`)")
+        else:
+            config_path, weights = (
+                Path(_hub_file(model_id, name, hub)) for name in (CONFIG_FILE, WEIGHTS_FILE)
+            )
+        cfg = read_model_config(config_path)
+        check_weights(weights, cfg, config_path)
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(weights), device=str(map_location))
+        except (SafetensorError, OSError) as err:
+            raise GraphmerError(f"{weights} is not a readable safetensors file: {one_line(err)}") from err
+        with torch.device("meta"):  # no random initialization to throw away: the weights are assigned
+            model = cls(cfg)
+        model.load_state_dict(state, assign=True)  # strict: every tensor, no stray one
+        return model.eval()
+
+
+def _hub_file(repo_id: str, name: str, hub: dict) -> str:
+    from huggingface_hub import hf_hub_download
+
+    keys = ("revision", "cache_dir", "force_download", "token", "local_files_only")
+    try:
+        return hf_hub_download(repo_id=repo_id, filename=name, **{k: hub[k] for k in keys if k in hub})
+    except Exception as err:  # no network, no such repository or file, an invalid id
+        raise GraphmerError(f"{repo_id}: not a model folder, and not on the Hub ({one_line(err)})") from err
+
+
+def read_model_config(path: Path) -> ModelConfig:
+    """A model's config.json, its values checked by the rules of params.yaml's model section."""
+    from graphmer.config import model_config
+
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise GraphmerError(f"{path} is {path.stat().st_size} bytes: not a model config")
+    try:
+        raw = json.loads(path.read_text())
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        raise GraphmerError(f"{path} is not valid JSON: {one_line(err)}") from err
+    if not isinstance(raw, dict) or raw.get("architecture") != "GraphMERT":
+        raise GraphmerError(f"{path} is not a GraphMERT config")
+    return model_config({k: v for k, v in raw.items() if k != "architecture"}, str(path))
+
+
+def check_weights(weights: Path, cfg: ModelConfig, config_path: Path) -> None:
+    """Refuse weights whose tensor names or shapes differ from what `cfg` builds. Only the
+    safetensors header is read, and the model is built on the meta device (shapes, no storage), so
+    nothing the size of a model is allocated before the two are known to agree."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is no mapping)
+    except (SafetensorError, OSError) as err:
+        raise GraphmerError(f"{weights} is not a readable safetensors file: {one_line(err)}") from err
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in GraphMERT(cfg).state_dict().items()}
+    if what := shape_mismatch(found, expected, "the config says"):
+        raise GraphmerError(f"{weights} does not match {config_path}: {what}")
 
 
 def shape_mismatch(found: dict, expected: dict, expected_by: str) -> str | None:
