@@ -1,10 +1,13 @@
 """Training steps of a preset on synthetic leafy-chain batches: steps/s, tokens/s, memory, MFU.
 
-    python benchmarks/train_steps.py --preset base --steps 200 --micro-batch 32   # on a GPU
+    python benchmarks/train_steps.py --preset base --steps 100 --micro-batch 32 --grad-accum 4  # GPU
 
 The full objective (MLM + MNM + InfoNCE regularizer) with AdamW, bf16 autocast
-on CUDA (fp32 on CPU), one micro-batch per step; the batch is the full
-R + R*L = 1024-position layout unless --groups says otherwise.
+on CUDA (fp32 on CPU); an optimizer step is --grad-accum micro-batches (the
+reference run's effective batch: 128 windows); the batch is the full
+R + R*L = 1024-position layout unless --groups says otherwise. --compile runs the
+transformer blocks through torch.compile, as `train.compile: true` does; --attention flex
+computes the graph bias inside FlexAttention instead of as one (B, H, N, N) tensor.
 """
 
 from __future__ import annotations
@@ -28,24 +31,31 @@ def main() -> None:
     ap.add_argument("--preset", default="base")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--micro-batch", type=int, default=32)
+    ap.add_argument("--grad-accum", type=int, default=4, help="micro-batches per optimizer step (default 4)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the transformer blocks")
+    ap.add_argument("--attention", default="sdpa", choices=["sdpa", "flex"], help="model.attention")
     ap.add_argument("--groups", type=int, default=128)
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM: 989)")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cfg = ModelConfig.from_preset(args.preset, vocab_size=8000, dropout=0.0)
+    cfg = ModelConfig.from_preset(args.preset, vocab_size=8000, dropout=0.0, attention=args.attention)
     batch = real_or_synthetic_batch(args.micro_batch, cfg, Path("-"), Path("-"), args.groups)
     labels = torch.where(torch.rand(batch["input_ids"].shape) < 0.15, batch["input_ids"], -100)
     batch |= {"labels": labels, "group_root": torch.full((args.micro_batch, 1), -1)}
     batch = {k: v.to(device) for k, v in batch.items()}
     net = Pretrainer(cfg).to(device)
+    if args.compile:
+        for block in net.model.blocks:
+            block.compile(dynamic=True)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=device.type == "cuda")
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step() -> float:
-        with amp:
-            out = net(batch)
-            loss = out["mlm_loss"] + out["mnm_loss"]
-        loss.backward()
+        for _ in range(args.grad_accum):
+            with amp:
+                out = net(batch)
+                loss = out["mlm_loss"] + out["mnm_loss"]
+            (loss / args.grad_accum).backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -67,10 +77,11 @@ def main() -> None:
     params = sum(
         p.numel() for n, p in net.model.named_parameters() if not n.startswith(("tok.", "pos.", "slot."))
     )
+    B *= args.grad_accum  # windows per optimizer step
     flops = 6 * params * B * N + 12 * cfg.layers * B * N * N * cfg.hidden
     print(
-        f"{args.preset}: {args.steps} steps of {B} x {N} on {device}: {1 / dt:.2f} steps/s, "
-        f"{B * N / dt:,.0f} tokens/s, loss {float(loss):.3f}"
+        f"{args.preset}: {args.steps} optimizer steps of {B} x {N} ({args.grad_accum} micro-batches) on "
+        f"{device}: {1 / dt:.2f} steps/s, {B * N / dt:,.0f} tokens/s, loss {float(loss):.3f}"
     )
     if device.type == "cuda":
         print(

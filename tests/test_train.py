@@ -11,7 +11,8 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from graphmer.config import SamplesConfig, TrainConfig
-from graphmer.train import Paths, find_checkpoint, lr_at, mu_at, train
+from graphmer.data import micro_batch_indices
+from graphmer.train import Dist, Paths, find_checkpoint, lr_at, mu_at, seed_process, train
 from tests.tiny import L, R, build_tiny, tiny_config
 
 CFG = TrainConfig(
@@ -48,7 +49,7 @@ def paths(tiny, out: Path) -> Paths:
 
 
 def weights(out: Path) -> dict:
-    return load_file(str(out / "graphmer.safetensors"))
+    return load_file(str(out / "model.safetensors"))
 
 
 def test_schedules():
@@ -62,7 +63,7 @@ def test_schedules():
 def test_training_writes_weights_config_metrics_and_curves(tiny, tmp_path):
     m = train(tiny_config(tiny["vocab_size"]), CFG, SAMPLES, paths(tiny, tmp_path), progress=False)
     assert m["step"] == 4 and "dev/mlm_acc" in m
-    assert {"graphmer.safetensors", "config.json", "train.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert {"model.safetensors", "config.json", "train.json"} <= {p.name for p in tmp_path.iterdir()}
     assert (tmp_path / "dvclive/plots/metrics/train/loss.tsv").read_text().count(
         "\n"
     ) == 5  # header + 4 steps
@@ -73,13 +74,62 @@ def test_resume_after_a_kill_matches_an_unbroken_run(tiny, tmp_path):
     train(cfg, CFG, SAMPLES, paths(tiny, tmp_path / "straight"), progress=False)
     broken = paths(tiny, tmp_path / "broken")
     train(cfg, CFG, SAMPLES, broken, progress=False, stop_after=3)  # killed after step 3
-    assert not (broken.out / "graphmer.safetensors").exists()
+    assert not (broken.out / "model.safetensors").exists()
     assert [p.name for p in broken.checkpoints.glob("*/*.pt")] == ["step-00000002.pt"]
     train(cfg, CFG, SAMPLES, broken, progress=False)
     a, b = weights(tmp_path / "straight"), weights(broken.out)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_loader_workers_and_a_resume_change_nothing(tiny, tmp_path):
+    """Batches built by two worker processes, a kill after step 3 and a resume from the step-2
+    checkpoint give the weights of an unbroken inline run; dropout is on, so the restored random
+    stream matters, and the workers must not draw from it."""
+    cfg = tiny_config(tiny["vocab_size"], dropout=0.1)
+    train(cfg, CFG, SAMPLES, paths(tiny, tmp_path / "inline"), progress=False)
+    workers = replace(CFG, loader_workers=2)
+    broken = paths(tiny, tmp_path / "workers")
+    train(cfg, workers, SAMPLES, broken, progress=False, stop_after=3)
+    train(cfg, workers, SAMPLES, broken, progress=False)
+    a, b = weights(tmp_path / "inline"), weights(broken.out)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # and the random stream does matter: another seed's dropout gives other weights
+    train(cfg, replace(CFG, seed=1), SAMPLES, paths(tiny, tmp_path / "seed1"), progress=False)
+    assert not torch.equal(a["tok.weight"], weights(tmp_path / "seed1")["tok.weight"])
+
+
+def test_micro_batch_indices_split_a_step_across_ranks():
+    one = micro_batch_indices(1, 3, grad_accum=4, world=1, rank=0)
+    two = [micro_batch_indices(1, 3, grad_accum=2, world=2, rank=r) for r in (0, 1)]
+    assert one == list(range(4, 12))
+    assert sorted(two[0] + two[1]) == one and two[1] == [5, 7, 9, 11]
+
+
+def test_each_rank_draws_its_own_dropout_masks():
+    def masks(rank: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        seed_process(0, Dist(rank=rank, world=2))
+        return torch.rand(8)
+
+    assert torch.equal(masks(0), masks(0))
+    assert not torch.equal(masks(0), masks(1))
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(8), masks(0))  # rank 0 keeps the seed's own stream
+
+
+def test_compiled_blocks_train_like_eager_ones(tiny, tmp_path):
+    cfg = tiny_config(tiny["vocab_size"])
+    short = replace(CFG, steps=2, eval_every=2)
+    eager = train(cfg, short, SAMPLES, paths(tiny, tmp_path / "eager"), progress=False)
+    compiled = train(cfg, replace(short, compile=True), SAMPLES, paths(tiny, tmp_path / "c"), progress=False)
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-4)
+    a, b = weights(tmp_path / "eager"), weights(tmp_path / "c")
+    assert a.keys() == b.keys()  # compiled in place: the same parameter names
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4), k
 
 
 def test_corrupt_or_foreign_checkpoints_are_refused_and_kept(tiny, tmp_path, capsys):

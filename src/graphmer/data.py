@@ -257,6 +257,45 @@ def stream_batch(
     return compact(collate(items), ds.R, ds.L)
 
 
+class MicroBatches(torch.utils.data.Dataset):
+    """Micro-batch k of `stream_batch` as item k: a DataLoader over it builds batches in worker
+    processes while the model trains, and since each is a pure function of k, workers change when
+    a batch is made, never what it holds."""
+
+    def __init__(self, ds: LeafyChains, size: int, seed: int, anchored_only: bool):
+        self.ds, self.size, self.seed, self.anchored_only = ds, size, seed, anchored_only
+
+    def __len__(self) -> int:  # an endless stream: any k is an item
+        return 2**62
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        return stream_batch(self.ds, k, self.size, self.seed, self.anchored_only)
+
+
+def micro_batch_indices(start: int, steps: int, grad_accum: int, world: int, rank: int) -> list[int]:
+    """The micro-batches process `rank` of `world` trains on in steps start..steps-1, in order:
+    optimizer step s, accumulation a takes k = (s * grad_accum + a) * world + rank."""
+    return [(s * grad_accum + a) * world + rank for s in range(start, steps) for a in range(grad_accum)]
+
+
+def batch_loader(
+    ds: LeafyChains, indices: list[int], size: int, seed: int, anchored_only: bool, workers: int, pin: bool
+) -> torch.utils.data.DataLoader:
+    """Micro-batches `indices` in order, built inline (`workers` 0) or by worker processes that
+    keep two batches each ready. The loader's own generator is private, so starting it never
+    draws from the global RNG that dropout uses: the run is the same with or without workers."""
+    return torch.utils.data.DataLoader(
+        MicroBatches(ds, size, seed, anchored_only),
+        batch_size=None,  # items are whole micro-batches
+        sampler=indices,
+        num_workers=workers,
+        pin_memory=pin,
+        prefetch_factor=2 if workers else None,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
 @functools.lru_cache(maxsize=4)
 def _order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng((seed, epoch)).permutation(n)

@@ -28,7 +28,7 @@ from torch import nn
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SamplesConfig, TrainConfig
-from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact, stream_batch
+from graphmer.data import IGNORE, LeafyChains, Masking, batch_loader, collate, compact, micro_batch_indices
 from graphmer.model import MODEL_INPUTS, NUM_RELATIONS, GraphMERT, ModelConfig, masked_groups, shape_mismatch
 from graphmer.tokenizer import load as load_tokenizer
 
@@ -178,6 +178,7 @@ def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, masking: Masking, path
         "eval_batches",
         "log_every",
         "monitor_system",
+        "loader_workers",  # the same batches, built elsewhere
     }
     h.update(
         json.dumps(
@@ -239,6 +240,35 @@ def _misfit(weights, shapes: dict) -> str | None:
     return shape_mismatch(found, shapes, "the model's is")
 
 
+def rng_state(device: torch.device) -> dict:
+    """This process's random streams: the CPU generator, and the CUDA one of `device`."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def seed_process(seed: int, d: Dist) -> None:
+    """Each rank its own dropout stream (rank 0 keeps `seed`'s: one process is unchanged by DDP);
+    the initial weights are rank 0's, which DDP broadcasts."""
+    if d.rank:
+        torch.manual_seed(int.from_bytes(hashlib.sha256(f"{seed}/{d.rank}".encode()).digest()[:8], "little"))
+
+
+def gather_rng(device: torch.device, d: Dist) -> list[dict]:
+    """Every rank's `rng_state`, rank by rank (what a checkpoint restores)."""
+    mine = rng_state(device)
+    if d.world == 1:
+        return [mine]
+    states: list = [None] * d.world
+    dist.all_gather_object(states, mine)
+    return states
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -276,6 +306,10 @@ def train(
     if len(train_ds) == 0:
         raise GraphmerError(f"{paths.samples / 'train.parquet'} has no windows")
     net = Pretrainer(model_cfg).to(device)
+    seed_process(cfg.seed, d)
+    if cfg.compile:
+        for block in net.model.blocks:  # in place: parameter names, and so checkpoints, stay as they are
+            block.compile(dynamic=True)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     amp = autocast_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
@@ -292,7 +326,7 @@ def train(
         opt.load_state_dict(state["optim"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
+        set_rng_state(state["rng"][d.rank], device)
         start = int(state["step"])
         if d.main:
             print(f"train: resuming from step {start}")
@@ -315,9 +349,19 @@ def train(
         unit="step",
         disable=not (progress and d.main),
     )
+    loader = batch_loader(
+        train_ds,
+        micro_batch_indices(start, cfg.steps, cfg.grad_accum, d.world, d.rank),
+        cfg.micro_batch,
+        cfg.seed,
+        cfg.anchored_only,
+        cfg.loader_workers,
+        pin=device.type == "cuda",
+    )
+    batches = iter(loader)
     for step in bar:
         t0 = time.perf_counter()
-        stats = _step(ddp, opt, scaler, train_ds, cfg, step, d, device, amp)
+        stats = _step(ddp, opt, scaler, batches, cfg, step, d, device, amp)
         stats["tokens_per_s"] = stats.pop("tokens") / (time.perf_counter() - t0)
         stats["peak_memory_mb"] = _peak_memory_mb(device)
         metrics = {"step": step + 1, **stats}
@@ -332,25 +376,28 @@ def train(
             live.next_step()
         if d.main:
             bar.set_postfix(loss=f"{stats['loss']:.3f}", mlm=f"{stats['mlm_acc']:.2f}", refresh=False)
-        if d.main and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            save_checkpoint(
-                ckpt_dir,
-                step + 1,
-                {
-                    "model": net.state_dict(),
-                    "optim": opt.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": torch.get_rng_state(),
-                    "step": step + 1,
-                    "fingerprint": fp,
-                },
-                cfg.keep_checkpoints,
-            )
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            rngs = gather_rng(device, d)  # every rank takes part; rank 0 writes
+            if d.main:
+                save_checkpoint(
+                    ckpt_dir,
+                    step + 1,
+                    {
+                        "model": net.state_dict(),
+                        "optim": opt.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "rng": rngs,
+                        "step": step + 1,
+                        "fingerprint": fp,
+                    },
+                    cfg.keep_checkpoints,
+                )
         if stop_after is not None and step + 1 >= stop_after:
             break
     else:
         if d.main:
             _write_outputs(net.model, metrics, paths)
+    del batches  # stops the loader's workers
     if live is not None:
         live.end()
     if d.world > 1:
@@ -358,7 +405,7 @@ def train(
     return metrics
 
 
-def _step(ddp, opt, scaler, ds, cfg: TrainConfig, step: int, d: Dist, device, amp) -> dict:
+def _step(ddp, opt, scaler, batches, cfg: TrainConfig, step: int, d: Dist, device, amp) -> dict:
     for group in opt.param_groups:
         group["lr"] = lr_at(step, cfg)
     mu = mu_at(step, cfg)
@@ -367,9 +414,7 @@ def _step(ddp, opt, scaler, ds, cfg: TrainConfig, step: int, d: Dist, device, am
     tokens = 0
     ddp.train()
     for a in range(cfg.grad_accum):
-        k = (step * cfg.grad_accum + a) * d.world + d.rank
-        micro = stream_batch(ds, k, cfg.micro_batch, cfg.seed, cfg.anchored_only)
-        batch = {n: t.to(device) for n, t in micro.items()}
+        batch = {n: t.to(device, non_blocking=True) for n, t in next(batches).items()}
         tokens += int(batch["attention_mask"].sum())
         sync = a == cfg.grad_accum - 1 or d.world == 1
         with contextlib.nullcontext() if sync else ddp.no_sync(), _autocast(device, amp):
@@ -478,11 +523,5 @@ def system_metrics(device: torch.device) -> dict:
 
 
 def _write_outputs(model: GraphMERT, metrics: dict, paths: Paths) -> None:
-    from safetensors.torch import save as save_safetensors
-
-    paths.out.mkdir(parents=True, exist_ok=True)
-    # As bytes, written by us: safetensors' own file writer does not report a full disk.
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic.write_bytes(paths.out / "graphmer.safetensors", save_safetensors(weights))
-    atomic.write_json(paths.out / "config.json", model.cfg.to_dict() | {"architecture": "GraphMERT"})
+    model._save_pretrained(paths.out)  # config.json + model.safetensors; the model card is a later stage's
     atomic.write_json(paths.metrics, {k.replace("/", "_"): v for k, v in metrics.items()})
