@@ -4,7 +4,7 @@
     dvc exp run -S train.steps=10000 -S model.preset=base
     torchrun --nproc_per_node=2 stages/train.py      # DDP outside DVC
 
-Writes models/graphmer.safetensors, models/config.json, metrics/train.json and
+Writes models/model.safetensors, models/config.json, metrics/train.json and
 dvclive/; resumes from models/checkpoints/ when a run of the same config was killed.
 """
 

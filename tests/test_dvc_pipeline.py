@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
+from tokenizers import Tokenizer
 
 from tests.conftest import ROOT, git
 
-STAGES = ["fetch", "extract", "split", "tokenizer", "samples", "train", "evaluate", "distill"]
+STAGES = ["fetch", "extract", "split", "tokenizer", "samples", "train", "evaluate", "distill", "card"]
 
 
 def dvc(cwd: Path, *args: str) -> str:
@@ -108,7 +110,7 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
         assert files == {f"{source}/mod.py"}
     assert json.loads((project / "metrics/tokenizer.json").read_text())["vocab_size"] <= 300
     assert json.loads((project / "metrics/train.json").read_text())["step"] == 2
-    assert (project / "models/graphmer.safetensors").exists()
+    assert (project / "models/model.safetensors").exists()
     assert (project / "dvclive/plots/metrics/train/loss.tsv").exists()
     evaluation = json.loads((project / "metrics/eval.json").read_text())
     assert evaluation["leakage"] == {"train_files": 4, "test_files": 1, "shared_content": 0}
@@ -127,6 +129,35 @@ def test_repro_runs_every_stage_then_is_up_to_date(project):
     assert "metrics/distill_reliability.csv" in dvc(project, "plots", "show", "--json")
     assert "up to date" in dvc(project, "repro")
     assert "up to date" in dvc(project, "status")
+
+
+def test_the_trained_model_is_a_library_and_a_registry_artifact(project, tmp_path):
+    """What a user does with models/ after `dvc repro`: load it the Hugging Face way, read its
+    card, and fetch it by name from the model registry."""
+    from transformers import AutoTokenizer
+
+    from graphmer import GraphMERT
+
+    dvc(project, "repro")
+    model = GraphMERT.from_pretrained(project / "models")
+    assert model.cfg.layers == 1 and not model.training
+    tok = AutoTokenizer.from_pretrained(project / "models")
+    ours = Tokenizer.from_file(str(project / "models/tokenizer.json"))
+    text = "class App(Base):\n    def run(self): pass\n"
+    assert tok(text, add_special_tokens=False)["input_ids"] == ours.encode(text).ids
+    assert tok.mask_token_id == 4 and tok.pad_token_id == 0
+    card = (project / "models/README.md").read_text()
+    overall = json.loads((project / "metrics/eval.json").read_text())["tail_prediction"]["overall"]
+    mrr = overall["model"]["mrr"]
+    assert card.startswith("---\nlibrary_name: graphmer") and f"| {mrr:.3f} |" in card
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "trained")
+    # a registered version is a GTO tag (what `gto register graphmer-se` writes)
+    git(project, "tag", "-a", "graphmer-se@v0.0.1", "-m", "Registering artifact graphmer-se version v0.0.1")
+    dvc(project, "artifacts", "get", str(project), "graphmer-se", "-o", str(tmp_path / "got"))
+    got = GraphMERT.from_pretrained(tmp_path / "got")
+    for (name, a), b in zip(model.state_dict().items(), got.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 def test_a_param_change_reruns_only_what_depends_on_it(project):

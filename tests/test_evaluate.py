@@ -176,9 +176,9 @@ def test_leakage_guard_fails_on_shared_content(trained, tmp_path):
 @pytest.mark.parametrize(
     ("break_it", "message"),
     [
-        (lambda root: (root / "models/graphmer.safetensors").unlink(), "not found: train a model first"),
+        (lambda root: (root / "models/model.safetensors").unlink(), "not found: train a model first"),
         (
-            lambda root: (root / "models/graphmer.safetensors").write_bytes(b"junk"),
+            lambda root: (root / "models/model.safetensors").write_bytes(b"junk"),
             "not a readable safetensors",
         ),
         (

@@ -4,6 +4,16 @@ import sys
 from collections.abc import Callable
 
 __version__ = "0.1.0"
+__all__ = ["GraphMERT", "GraphmerError"]
+
+
+def __getattr__(name: str):
+    """`from graphmer import GraphMERT` without importing torch for every stage that never uses it."""
+    if name == "GraphMERT":
+        from graphmer.model import GraphMERT
+
+        return GraphMERT
+    raise AttributeError(f"module 'graphmer' has no attribute {name!r}")
 
 
 class GraphmerError(Exception):

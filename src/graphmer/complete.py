@@ -17,7 +17,6 @@ r's tails in the training graph, makes each score the log-probability of the who
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,71 +26,28 @@ import pyarrow.compute as pc
 import torch
 
 from graphmer import GraphmerError, one_line
-from graphmer.config import ExtractConfig, model_config
+from graphmer.config import ExtractConfig
 from graphmer.data import IGNORE, bare_window, collate, compact, word_bounds, word_starts
-from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT, ModelConfig, shape_mismatch
+from graphmer.model import CONFIG_FILE, COPY_INPUTS, MODEL_INPUTS, WEIGHTS_FILE, GraphMERT, read_model_config
 from graphmer.tokenizer import IDENTIFIER, MASK, PAD, leaf_ids
 from graphmer.tokenizer import load as load_tokenizer
 
-MAX_CONFIG_BYTES = 2**20  # a config.json is a few hundred bytes; anything near this is not one
-
 
 def load_model(model_dir: str | Path, tokenizer_path: str | Path) -> tuple[GraphMERT, object]:
-    """The trained encoder (eval mode) and its tokenizer; each mismatch is a one-line error, found
-    before the model is built: a hostile config.json (`"layers": 200000`) must not allocate."""
-    model_dir = Path(model_dir)
-    config_path, weights = model_dir / "config.json", model_dir / "graphmer.safetensors"
-    for p in (config_path, weights, Path(tokenizer_path)):
-        if not p.is_file():
-            raise GraphmerError(f"{p} not found: train a model first (`dvc repro train`)")
-    cfg = read_model_config(config_path)
+    """The trained encoder (eval mode, `GraphMERT.from_pretrained`) and its tokenizer, which must
+    be the one it was trained with; each mismatch is a one-line error."""
+    model_dir, tokenizer_path = Path(model_dir), Path(tokenizer_path)
+    for path in (model_dir / CONFIG_FILE, model_dir / WEIGHTS_FILE, tokenizer_path):
+        if not path.is_file():
+            raise GraphmerError(f"{path} not found: train a model first (`dvc repro train`)")
+    vocab_size = read_model_config(model_dir / CONFIG_FILE).vocab_size
     tok = load_tokenizer(tokenizer_path)
-    if tok.get_vocab_size() != cfg.vocab_size:
+    if tok.get_vocab_size() != vocab_size:  # said first: weights that fit no tokenizer are the lesser news
         raise GraphmerError(
             f"tokenizer {tokenizer_path} has {tok.get_vocab_size()} tokens but the model was trained "
-            f"with {cfg.vocab_size}: they belong to different runs"
+            f"with {vocab_size}: they belong to different runs"
         )
-    check_weights(weights, cfg, config_path)
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise GraphmerError(f"{weights} is not a readable safetensors file: {one_line(err)}") from err
-    model = GraphMERT(cfg)
-    model.load_state_dict(state)
-    return model.eval(), tok
-
-
-def read_model_config(path: Path) -> ModelConfig:
-    """A model's config.json, its values checked by the rules of params.yaml's model section."""
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise GraphmerError(f"{path} is {path.stat().st_size} bytes: not a model config")
-    try:
-        raw = json.loads(path.read_text())
-    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-        raise GraphmerError(f"{path} is not valid JSON: {one_line(err)}") from err
-    if not isinstance(raw, dict) or raw.get("architecture") != "GraphMERT":
-        raise GraphmerError(f"{path} is not a GraphMERT config")
-    return model_config({k: v for k, v in raw.items() if k != "architecture"}, str(path))
-
-
-def check_weights(weights: Path, cfg: ModelConfig, config_path: Path) -> None:
-    """Refuse a checkpoint whose tensor names or shapes differ from what `cfg` builds. Only the
-    safetensors header is read, and the model is built on the meta device (shapes, no storage), so
-    nothing the size of a model is allocated before the two are known to agree."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is no mapping)
-    except (SafetensorError, OSError) as err:
-        raise GraphmerError(f"{weights} is not a readable safetensors file: {one_line(err)}") from err
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in GraphMERT(cfg).state_dict().items()}
-    if what := shape_mismatch(found, expected, "the config says"):
-        raise GraphmerError(f"{weights} does not match {config_path}: {what}")
+    return GraphMERT.from_pretrained(model_dir), tok
 
 
 @dataclass

@@ -53,6 +53,7 @@ from graphmer.complete import Candidates, Question, answer, load_model, rank_met
 from graphmer.config import DistillConfig
 from graphmer.data import bare_window, word_bounds
 from graphmer.evaluate import EvalPaths, Ranking, held_out_triples
+from graphmer.model import WEIGHTS_FILE
 from graphmer.relations import RELATION_NAMES
 from graphmer.relations import Relation as R
 from graphmer.split import read_split
@@ -915,11 +916,6 @@ def distilled_table(graph: Graph, files: set[str], kept: list[tuple[Predicted, f
     )
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    with atomic.atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-
-
 def added_by_threshold(kept: list[tuple[Predicted, float]], thresholds: list[float]) -> dict:
     """Model triples written per relation: all of them and those at each threshold."""
     out: dict = {}
@@ -937,7 +933,7 @@ def added_by_threshold(kept: list[tuple[Predicted, float]], thresholds: list[flo
 
 def model_digest(model_dir: Path) -> str:
     h = hashlib.sha256()
-    with (model_dir / "graphmer.safetensors").open("rb") as f:
+    with (model_dir / WEIGHTS_FILE).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -1061,7 +1057,7 @@ def distill(cfg: DistillConfig, paths: DistillPaths = DistillPaths(), progress: 
         filled = _fill(
             model, ctx, tail_ids, validator, scorer, calibrator, files, cfg, progress, cfg.max_questions
         )
-    write_table(distilled_table(ctx.corpus, files, filled["kept"]), paths.out)
+    atomic.write_parquet(paths.out, distilled_table(ctx.corpus, files, filled["kept"]))
     save_fitted(paths.calibration, scorer, calibrator, model_digest(paths.model), cfg)
     dev_probs = probabilities(dev_preds, calibrator)
     metrics = {
@@ -1123,8 +1119,8 @@ def distill_folders(
 
     start = time.perf_counter()
     out = Path(out)
-    if not (paths.model / "graphmer.safetensors").is_file():
-        raise GraphmerError(f"{paths.model / 'graphmer.safetensors'} not found: train a model first")
+    if not (paths.model / WEIGHTS_FILE).is_file():
+        raise GraphmerError(f"{paths.model / WEIGHTS_FILE} not found: train a model first")
     scorer, calibrator, max_tokens = load_fitted(paths.calibration, model_digest(paths.model))
     extract_kg(roots, out / "kg", workers=workers, progress=progress)
     cfg = replace(cfg, max_tail_tokens=max_tokens)  # questions shaped as the calibrators were fitted
@@ -1140,7 +1136,7 @@ def distill_folders(
         filled = _fill(
             model, ctx, tail_ids, validator, scorer, calibrator, files, cfg, progress, cfg.max_questions
         )
-    write_table(distilled_table(ctx.local, files, filled["kept"]), out / "distilled.parquet")
+    atomic.write_parquet(out / "distilled.parquet", distilled_table(ctx.local, files, filled["kept"]))
     summary = {"scorer": scorer.name, **filled["summary"], "static_triples": _static_count(ctx.local, files)}
     summary["seconds"] = round(time.perf_counter() - start, 1)
     atomic.write_json(out / "distill.json", summary)

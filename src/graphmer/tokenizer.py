@@ -21,6 +21,10 @@ from graphmer import GraphmerError, atomic
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
+# What transformers calls them (tokenizer_config.json, special_tokens_map.json).
+SPECIAL_TOKENS_MAP = dict(
+    zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), SPECIAL_TOKENS)
+)
 # An identifier (never with a leading space: one token form everywhere), a number or a run of
 # punctuation (each with one optional leading space), a run of whitespace.
 PRETOKEN = r"[A-Za-z_$][A-Za-z0-9_$]*| ?[0-9]+| ?[^\sA-Za-z0-9_$]+|\s+"
@@ -69,7 +73,13 @@ def leaf_ids(tok: Tokenizer, names: list[str], leaves: int) -> list[tuple[int, .
 
 
 def save(tok: Tokenizer, path: str | Path) -> None:
+    """tokenizer.json, and beside it what `transformers.AutoTokenizer.from_pretrained(folder)` reads
+    to load it as a fast tokenizer with our special tokens."""
+    folder = Path(path).parent
     atomic.write_text(path, tok.to_str())
+    atomic.write_json(folder / "special_tokens_map.json", SPECIAL_TOKENS_MAP)
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    atomic.write_json(folder / "tokenizer_config.json", config | SPECIAL_TOKENS_MAP)
 
 
 def load(path: str | Path) -> Tokenizer:

@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import graphmer.complete as complete
 from graphmer.cli import main
+from graphmer.model import GraphMERT
 from tests.trained import build_trained
 
 SOURCE = "class Cart(Base):\n    def add(self, item: str) -> int:\n        return check_price(item)\n"
@@ -167,24 +167,24 @@ def test_a_config_that_is_not_one_is_one_line(copy, capsys, text, message):
 def never_built_for_real(monkeypatch):
     """GraphMERT may be built only on the meta device (shapes, no storage) until the weights are
     known to fit: built anywhere else, the test fails instead of allocating."""
-    real = complete.GraphMERT
+    real = GraphMERT.__init__
 
-    def only_on_meta(cfg):
+    def only_on_meta(self, cfg):
         if torch.empty(0).device.type != "meta":
             raise AssertionError(f"GraphMERT built before its weights were checked: {cfg}")
-        return real(cfg)
+        real(self, cfg)
 
-    monkeypatch.setattr(complete, "GraphMERT", only_on_meta)
+    monkeypatch.setattr(GraphMERT, "__init__", only_on_meta)
 
 
 def test_a_config_much_bigger_than_its_weights_is_refused_unbuilt(copy, capsys, never_built_for_real):
     _edit_config(copy, layers=1000, ffn=2**18)  # in range, and a real build would take gigabytes
     err = refused(capsys, copy)
-    assert f"graphmer.safetensors does not match {copy / 'models/config.json'}: " in err
+    assert f"model.safetensors does not match {copy / 'models/config.json'}: " in err
 
 
 def test_weights_of_the_wrong_shape_are_refused_unbuilt(copy, capsys, never_built_for_real):
-    path = copy / "models/graphmer.safetensors"
+    path = copy / "models/model.safetensors"
     state = load_file(str(path))
     state["tok.weight"] = torch.zeros(320, 48)
     save_file(state, str(path))
@@ -193,7 +193,7 @@ def test_weights_of_the_wrong_shape_are_refused_unbuilt(copy, capsys, never_buil
 
 
 def test_weights_with_a_tensor_missing_or_extra_are_refused(copy, capsys, never_built_for_real):
-    path = copy / "models/graphmer.safetensors"
+    path = copy / "models/model.safetensors"
     state = load_file(str(path))
     save_file({k: v for k, v in state.items() if k != "tok.weight"}, str(path))
     err = refused(capsys, copy)
@@ -204,8 +204,8 @@ def test_weights_with_a_tensor_missing_or_extra_are_refused(copy, capsys, never_
 
 @pytest.mark.parametrize("junk", [b"", b"junk", b"\xff" * 8 + b"{}", os.urandom(4096)])
 def test_weights_that_are_not_safetensors_are_one_line(copy, capsys, junk, never_built_for_real):
-    (copy / "models/graphmer.safetensors").write_bytes(junk)
-    assert "graphmer.safetensors is not a readable safetensors file" in refused(capsys, copy)
+    (copy / "models/model.safetensors").write_bytes(junk)
+    assert "model.safetensors is not a readable safetensors file" in refused(capsys, copy)
 
 
 # --------------------------------------------------------------------------- candidates.parquet
