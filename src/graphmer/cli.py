@@ -4,6 +4,7 @@ graphmer fetch [--params params.yaml] [--out data/raw]
 graphmer extract PATH... --out DIR [--workers N]
 graphmer predict FILE --entity NAME --relation REL [--top-k 10] [--max-file-bytes 1000000]
 graphmer distill PATH... --out DIR [--max-questions N] [--top-k 3] [--languages python ...]
+graphmer embed PATH... --out FILE.parquet [--batch-size 16] [--workers N]
 """
 
 from __future__ import annotations
@@ -101,6 +102,19 @@ def _distill(args: argparse.Namespace) -> None:
     )
 
 
+def _model_args(p: argparse.ArgumentParser) -> None:
+    """--model-dir and --tokenizer: a trained model's folder (the pipeline's `models/`)."""
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path("models"),
+        help="folder with the trained model's config.json and model.safetensors (default: models)",
+    )
+    p.add_argument(
+        "--tokenizer", type=Path, default=Path("models/tokenizer.json"), help="default: models/tokenizer.json"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from graphmer.config import ExtractConfig
 
@@ -146,15 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entity", required=True, help="a name the file defines (function, class, method, ...)")
     p.add_argument("--relation", required=True, metavar="REL", help=f"one of: {', '.join(RELATION_NAMES)}")
     p.add_argument("--top-k", type=int, default=10, help="how many tails to print (default 10)")
-    p.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path("models"),
-        help="folder with graphmer.safetensors and config.json (default: models)",
-    )
-    p.add_argument(
-        "--tokenizer", type=Path, default=Path("models/tokenizer.json"), help="default: models/tokenizer.json"
-    )
+    _model_args(p)
     p.add_argument(
         "--candidates",
         type=Path,
@@ -170,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_predict)
     _distill_parser(sub)
+    _embed_parser(sub)
     return parser
 
 
@@ -206,10 +213,7 @@ def _distill_parser(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the sample of gaps")
     p.add_argument("--workers", type=int, default=0, help="extraction processes (default: all cores)")
-    p.add_argument("--model-dir", type=Path, default=Path("models"), help="default: models")
-    p.add_argument(
-        "--tokenizer", type=Path, default=Path("models/tokenizer.json"), help="default: models/tokenizer.json"
-    )
+    _model_args(p)
     p.add_argument(
         "--calibration",
         type=Path,
@@ -224,6 +228,63 @@ def _distill_parser(sub) -> None:
         "--split", type=Path, default=Path("data/split.parquet"), help="default: data/split.parquet"
     )
     p.set_defaults(run=_distill)
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from graphmer.embed import embed_paths
+
+    s = embed_paths(
+        _roots(args.paths),
+        args.out,
+        args.model_dir,
+        args.tokenizer,
+        workers=args.workers or os.cpu_count() or 1,
+        batch_size=args.batch_size,
+        max_file_bytes=args.max_file_bytes,
+    )
+    skipped = f" ({s['files_skipped']} skipped)" if s["files_skipped"] else ""
+    print(f"embedded {s['entities']} entities of {s['files']} files{skipped} -> {args.out}")
+
+
+def _embed_parser(sub) -> None:
+    from graphmer.config import ExtractConfig
+    from graphmer.embed import BATCH_SIZE
+
+    p = sub.add_parser(
+        "embed",
+        help="one vector per entity definition of local folders or files, for nearest-neighbour search",
+        description="Extract the definitions in PATH... (as `graphmer extract`: classes, functions, methods, "
+        "parameters, fields) and embed each with the trained model: the mean of the encoder's final hidden "
+        "states over the tokens of the definition's name, the model reading the code around it alone (as "
+        "`graphmer predict` does; no graph needed). Modules and external entities have no definition and "
+        "get no row. Writes a Parquet table with columns id, kind, name, language, file, line, vector "
+        "(float32, the model's hidden size), sorted by file, line and id; see README for a "
+        "nearest-neighbour query.",
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a folder, or a .py/.java/.js file")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the Parquet file to write (replaced atomically)",
+    )
+    _model_args(p)
+    p.add_argument("--workers", type=int, default=0, help="extraction processes (default: all cores)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help=f"code windows per forward pass (default {BATCH_SIZE})",
+    )
+    p.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=ExtractConfig.max_file_bytes,
+        help=f"skip larger files in a folder, as extraction does; refuse a larger file given alone "
+        f"(default {ExtractConfig.max_file_bytes})",
+    )
+    p.set_defaults(run=_embed)
 
 
 def main(argv: list[str] | None = None) -> None:
