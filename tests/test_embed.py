@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphmer.cli import main
-from graphmer.embed import Files, definitions, embed_paths, file_windows
+from graphmer.embed import Files, definitions, embed_paths, file_windows, pooled_states
 from graphmer.extract.pipeline import extract_kg
 from graphmer.tokenizer import load
 from tests.tiny import L, R, tiny_config
@@ -113,6 +113,32 @@ def test_each_definition_is_pooled_over_the_tokens_of_its_name(trained, tmp_path
             name = d.entity.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
             assert tok.decode(items[w]["input_ids"][first : last + 1].tolist()).strip() == name
         assert len(items) == len({w for w, _, _ in spans})  # no window without a definition
+
+
+def test_a_vector_is_the_mean_of_the_states_of_every_token_of_the_name(trained, tmp_path):
+    """Not the first token's state, nor the window's: the mean over the name's own roots."""
+    import torch
+
+    from graphmer import GraphMERT
+    from graphmer.data import collate, compact
+    from graphmer.model import MODEL_INPUTS
+
+    src = write(tmp_path / "src", {"m.py": FUNCTIONS})
+    extract_kg({"src": src}, tmp_path / "kg", progress=False)
+    tok = load(trained["root"] / "tokenizer.json")
+    model = GraphMERT.from_pretrained(trained["root"] / "models")
+    (defs,) = definitions(tmp_path / "kg").values()
+    items, spans = file_windows((src / "m.py").read_bytes(), defs, tok, R, L)
+    multi = [k for k, (_, first, last) in enumerate(spans) if last > first]
+    assert multi, "the fixture needs a name of several tokens"
+    pooled = pooled_states(model, items, spans)
+    with torch.inference_mode():
+        hidden = model(*(compact(collate(items), R, L)[k] for k in MODEL_INPUTS))
+    for k in multi:
+        w, first, last = spans[k]
+        states = hidden[w, first : last + 1]
+        assert np.allclose(pooled[k], states.mean(0).numpy(), atol=1e-5)
+        assert not np.allclose(pooled[k], states[0].numpy(), atol=1e-3)
 
 
 def test_definitions_sharing_one_window_get_their_own_vectors(trained, tmp_path):
