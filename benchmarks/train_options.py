@@ -51,7 +51,7 @@ def main() -> None:
     for name, tcfg in variants.items():
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            paths = Paths(out=out, metrics=out / "train.json", live=out / "live")
+            paths = Paths(out=out, metrics=out / "train.json", live=out / "live", checkpoints=out / "ckpt")
             train(cfg, tcfg, samples, paths, resume=False, progress=False)
             tokens = mean_after(out / "live/plots/metrics/train/tokens_per_s.tsv", args.skip)
         reference = reference or tokens

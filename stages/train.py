@@ -5,7 +5,7 @@
     torchrun --nproc_per_node=2 stages/train.py      # DDP outside DVC
 
 Writes models/model.safetensors, models/config.json, metrics/train.json and
-dvclive/; resumes from models/checkpoints/ when a run of the same config was killed.
+dvclive/; resumes from checkpoints/ when a run of the same config was killed.
 """
 
 from graphmer import guarded

@@ -64,3 +64,10 @@ def test_a_config_that_is_not_ours_is_refused(tmp_path):
     (tmp_path / CONFIG_FILE).write_text(json.dumps({"model_type": "bert", "hidden_size": 768}))
     with pytest.raises(GraphmerError, match="is not a GraphMERT config"):
         GraphMERT.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["models", "./models", "no/such/folder"])
+def test_a_missing_local_folder_is_said_at_once_not_looked_up_on_the_hub(tmp_path, monkeypatch, where):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GraphmerError, match="not found: train a model first"):
+        GraphMERT.from_pretrained(where)

@@ -45,6 +45,7 @@ def paths(tiny, out: Path) -> Paths:
         out=out,
         metrics=out / "train.json",
         live=out / "dvclive",
+        checkpoints=out / "checkpoints",
     )
 
 

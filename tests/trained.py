@@ -36,6 +36,7 @@ def build_trained(root: Path, steps: int = 4) -> dict:
             out=out,
             metrics=out / "train.json",
             live=out / "dvclive",
+            checkpoints=root / "checkpoints",
         ),
         progress=False,
     )

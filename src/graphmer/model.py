@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -553,7 +554,7 @@ class GraphMERT(
         the model is built (a hostile `"layers": 200000` must not allocate); the weights load
         strictly, in eval mode."""
         folder = Path(model_id)
-        if folder.is_dir():
+        if folder.is_dir() or not _looks_like_hub_id(model_id):
             config_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
             for path in (config_path, weights):
                 if not path.is_file():
@@ -575,6 +576,13 @@ class GraphMERT(
             model = cls(cfg)
         model.load_state_dict(state, assign=True)  # strict: every tensor, no stray one
         return model.eval()
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """`owner/name` of letters, digits and `-_.`: anything else (`models`, `./models`, an absolute
+    path) is a local folder, and a missing one is said at once, not after retries on the network."""
+    hub_like = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
+    return hub_like and not Path(name).exists()
 
 
 def _hub_file(repo_id: str, name: str, hub: dict) -> str:

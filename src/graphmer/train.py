@@ -125,10 +125,7 @@ class Paths:
     out: Path = Path("models")
     metrics: Path = Path("metrics/train.json")
     live: Path = Path("dvclive")
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.out / "checkpoints"
+    checkpoints: Path = Path("checkpoints")  # outside `out`: models/ is the model a user downloads
 
 
 @dataclass
