@@ -146,6 +146,9 @@ def test_the_trained_model_is_a_library_and_a_registry_artifact(project, tmp_pat
     text = "class App(Base):\n    def run(self): pass\n"
     assert tok(text, add_special_tokens=False)["input_ids"] == ours.encode(text).ids
     assert tok.mask_token_id == 4 and tok.pad_token_id == 0
+    with torch.no_grad():
+        hidden = model.encode(**tok(text, return_tensors="pt", truncation=True, max_length=model.cfg.roots))
+    assert hidden.shape == (1, model.cfg.roots, model.cfg.hidden)  # the text is longer than 16 roots
     card = (project / "models/README.md").read_text()
     overall = json.loads((project / "metrics/eval.json").read_text())["tail_prediction"]["overall"]
     mrr = overall["model"]["mrr"]

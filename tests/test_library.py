@@ -71,3 +71,17 @@ def test_a_missing_local_folder_is_said_at_once_not_looked_up_on_the_hub(tmp_pat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(GraphmerError, match="not found: train a model first"):
         GraphMERT.from_pretrained(where)
+
+
+def test_encode_reads_code_alone_as_the_tokenizer_gives_it(tmp_path):
+    model = _model().eval()
+    ids = torch.randint(5, 300, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        hidden = model.encode(input_ids=ids, attention_mask=mask)
+        alone = model.encode(ids[1:, :5])  # the padded row, without its padding
+    assert hidden.shape == (2, 7, model.cfg.hidden)
+    assert torch.allclose(hidden[1, :5], alone[0], atol=1e-5)
+    with pytest.raises(GraphmerError, match="reads at most"):
+        model.encode(torch.zeros(1, model.cfg.roots + 1, dtype=torch.long))

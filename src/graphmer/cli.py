@@ -110,9 +110,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         default=Path("models"),
         help="folder with the trained model's config.json and model.safetensors (default: models)",
     )
-    p.add_argument(
-        "--tokenizer", type=Path, default=Path("models/tokenizer.json"), help="default: models/tokenizer.json"
-    )
+    p.add_argument("--tokenizer", type=Path, help="the model's tokenizer (default: MODEL_DIR/tokenizer.json)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,6 +287,8 @@ def _embed_parser(sub) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if getattr(args, "model_dir", None) is not None and args.tokenizer is None:
+        args.tokenizer = args.model_dir / "tokenizer.json"  # the pipeline keeps it beside the model
     guarded(f"graphmer {args.command}", lambda: args.run(args))
 
 

@@ -458,6 +458,19 @@ class GraphMERT(
             x = block(x, mask)
         return self.ln_f(x)
 
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, n, hidden) of code alone, n <= cfg.roots tokens, no leaf groups (the graph
+        is what training and tail completion add; reading code needs none):
+        `model.encode(**tokenizer(code, return_tensors="pt"))` with `AutoTokenizer.from_pretrained`."""
+        B, n = input_ids.shape
+        if n > self.cfg.roots:
+            raise GraphmerError(f"{n} tokens: the model reads at most {self.cfg.roots} at a time")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        pos = torch.arange(n, device=input_ids.device).expand(B, n)
+        no_leaf = torch.full_like(pos, -1)
+        return self(input_ids, attention_mask.bool(), pos, torch.zeros_like(pos), no_leaf, pos + 1)
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Token logits through the MLM head tied to the token embedding."""
         return self.mlm(hidden) @ self.tok.weight.T + self.mlm_bias

@@ -78,7 +78,11 @@ def save(tok: Tokenizer, path: str | Path) -> None:
     folder = Path(path).parent
     atomic.write_text(path, tok.to_str())
     atomic.write_json(folder / "special_tokens_map.json", SPECIAL_TOKENS_MAP)
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "clean_up_tokenization_spaces": False,
+        "model_input_names": ["input_ids", "attention_mask"],  # what GraphMERT.encode takes
+    }
     atomic.write_json(folder / "tokenizer_config.json", config | SPECIAL_TOKENS_MAP)
 
 
