@@ -337,12 +337,13 @@ def _candidates_problem(table: pa.Table, vocab_size: int) -> str | None:
 
 
 def code_window(
-    ids: list[int], first: int, roots: int, leaves: int, tok
+    ids: list[int], first: int, roots: int, leaves: int, starts: tuple[np.ndarray, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], int]:
-    """An unmasked window of R roots around token `first` (a quarter of it before), no leaves."""
+    """An unmasked window of R roots around token `first` (a quarter of it before), no leaves;
+    `starts` is `word_starts` of the tokenizer's vocabulary (computed once by the caller)."""
     start = max(0, min(first - roots // 4, len(ids) - roots))
     window = np.asarray(ids[start : start + roots], np.int64)
-    return bare_window(window, roots, leaves, word_bounds(window, *word_starts(tok.get_vocab()))), start
+    return bare_window(window, roots, leaves, word_bounds(window, *starts)), start
 
 
 def predict(
@@ -381,7 +382,7 @@ def predict(
     ends = np.asarray([e for _, e in enc.offsets], dtype=np.int64)
     chars = char_offsets(data, text, np.asarray([span], dtype=np.int64))
     first, last = mention_tokens(ends, chars[:, 0], chars[:, 1])
-    item, start = code_window(enc.ids, int(first[0]), R, L, tok)
+    item, start = code_window(enc.ids, int(first[0]), R, L, word_starts(tok.get_vocab()))
     anchor = int(first[0]) - start
     head_end = min(int(last[0]) + 1 - start, R)
 

@@ -49,9 +49,8 @@ import torch
 from graphmer import GraphmerError, atomic, baselines, progress_bar
 from graphmer.calibrate import Calibrator, ece, reliability, selective
 from graphmer.chains import char_offsets, mention_tokens
-from graphmer.complete import Candidates, Question, answer, load_model, rank_metrics
+from graphmer.complete import Candidates, Question, answer, code_window, load_model, rank_metrics
 from graphmer.config import DistillConfig
-from graphmer.data import bare_window, word_bounds
 from graphmer.evaluate import EvalPaths, Ranking, held_out_triples
 from graphmer.model import WEIGHTS_FILE
 from graphmer.relations import RELATION_NAMES
@@ -325,9 +324,7 @@ def slot_window(
     chars = char_offsets(piece, text, np.asarray([[span[0] - lo, span[1] - lo]], dtype=np.int64))
     first, last = mention_tokens(tok_ends, chars[:, 0], chars[:, 1])
     first, last = int(first[0]), int(last[0])
-    start = max(0, min(first - roots // 4, len(enc.ids) - roots))
-    window = np.asarray(enc.ids[start : start + roots], np.int64)
-    item = bare_window(window, roots, leaves, word_bounds(window, begins, ends))
+    item, start = code_window(enc.ids, first, roots, leaves, (begins, ends))
     question = Question(item, first - start, slot.relation, min(last + 1 - start, roots))
     return question, data.decode("utf-8")
 

@@ -40,7 +40,7 @@ from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.chains import char_offsets, mention_tokens
 from graphmer.complete import code_window, load_model
 from graphmer.config import ExtractConfig
-from graphmer.data import IGNORE, collate, compact
+from graphmer.data import IGNORE, collate, compact, word_starts
 from graphmer.extract.pipeline import check_output, extract_kg, plan
 from graphmer.languages import SkipFile, language_of, read_regular
 from graphmer.model import MODEL_INPUTS, GraphMERT
@@ -92,8 +92,9 @@ def file_windows(
     first, last = mention_tokens(ends, chars[:, 0], chars[:, 1])
     windows: dict[int, tuple[int, dict[str, np.ndarray]]] = {}  # start token -> (index, window)
     spans = []
+    starts = word_starts(tok.get_vocab())  # once per file, not per definition
     for a, b in zip(np.minimum(first, len(ends) - 1).tolist(), last.tolist()):
-        item, start = code_window(enc.ids, a, roots, leaves, tok)
+        item, start = code_window(enc.ids, a, roots, leaves, starts)
         if start not in windows:
             item["labels"] = np.full(len(item["input_ids"]), IGNORE, np.int64)  # compact carries them
             windows[start] = (len(windows), item)
