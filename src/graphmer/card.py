@@ -126,7 +126,7 @@ def model_card(params: dict, model: dict, metrics: dict[str, dict]) -> str:
         "",
         "## Limitations",
         "",
-        f"- A corpus of {len(corpus['sources'])} projects: names and idioms outside them are less well known.",
+        f"- A corpus of {len(corpus['sources'])} projects: other code's names are less well known.",
         "- Tails not written in the code around their head (non-copyable) are where cheap name",
         "  lookups still do as well or better; see the per-relation table of the run "
         "(`metrics/eval_relations.md`).",
