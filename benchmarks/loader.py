@@ -17,7 +17,7 @@ import time
 import torch
 
 from graphmer.config import load_section
-from graphmer.data import LeafyChains, Masking, stream_batch
+from graphmer.loader import LeafyChains, Masking, stream_batch
 from graphmer.model import ModelConfig
 from graphmer.tokenizer import load
 from graphmer.train import Pretrainer

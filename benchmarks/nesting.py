@@ -8,7 +8,7 @@ subprocess, so the peak resident memory (ru_maxrss) belongs to that file alone.
 The `x2` columns are the ratio to the previous depth when depths double: about 2
 means linear growth, about 4 quadratic. `skipped` is the file's reason in
 files.parquet (e.g. `too_deep`), empty when it was extracted. Depths past the
-caps of graphmer.extract.model (MAX_SYNTAX_DEPTH, MAX_NESTING) are skipped; to
+caps of graphmer.extract.records (MAX_SYNTAX_DEPTH, MAX_NESTING) are skipped; to
 see the growth below them, try `--depths 500,1000,2000,3900`.
 """
 

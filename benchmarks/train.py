@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from graphmer.data import LeafyChains, stream_batch
+from graphmer.loader import LeafyChains, stream_batch
 from graphmer.model import GraphMERT, ModelConfig
 
 INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")

@@ -7,8 +7,8 @@ and metrics/samples.json.
 """
 
 from graphmer import guarded
-from graphmer.chains import Layout, build_samples
 from graphmer.config import load_section
+from graphmer.samples import Layout, build_samples
 
 
 def main() -> None:

@@ -5,8 +5,8 @@ import pytest
 
 from graphmer.baselines import NameLookup, baseline_scores, identifier_runs
 from graphmer.complete import Candidates, rank_metrics
-from graphmer.data import word_starts
 from graphmer.extract.pipeline import extract_kg
+from graphmer.loader import word_starts
 from graphmer.tokenizer import leaf_ids, train_tokenizer
 from tests.extract.helpers import write_tree
 

@@ -14,7 +14,7 @@ from graphmer.complete import (
     rank_metrics,
     score_candidates,
 )
-from graphmer.data import LeafyChains
+from graphmer.loader import LeafyChains
 from graphmer.model import GraphMERT
 from graphmer.tokenizer import MASK, PAD
 from tests.tiny import L, R, build_tiny, tiny_config

@@ -13,11 +13,9 @@ import pytest
 import torch
 
 from graphmer.calibrate import Calibrator, Isotonic, ece, reliability, selective
-from graphmer.chains import Layout, build_samples
 from graphmer.cli import main
 from graphmer.complete import rank_metrics
 from graphmer.config import ConfigError, DistillConfig, build
-from graphmer.data import word_starts
 from graphmer.distill import (
     Context,
     DistillPaths,
@@ -33,7 +31,9 @@ from graphmer.distill import (
     slot_window,
 )
 from graphmer.extract.pipeline import extract_kg
+from graphmer.loader import word_starts
 from graphmer.relations import Relation as R
+from graphmer.samples import Layout, build_samples
 from graphmer.tokenizer import load as load_tokenizer
 from tests.tiny import HELD_OUT, LIB, L, write_split
 from tests.tiny import R as R_ROOTS

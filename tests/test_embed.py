@@ -120,7 +120,7 @@ def test_a_vector_is_the_mean_of_the_states_of_every_token_of_the_name(trained, 
     import torch
 
     from graphmer import GraphMERT
-    from graphmer.data import collate, compact
+    from graphmer.loader import collate, compact
     from graphmer.model import MODEL_INPUTS
 
     src = write(tmp_path / "src", {"m.py": FUNCTIONS})

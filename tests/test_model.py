@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphmer.data import IGNORE, LeafyChains, Masking, collate, compact
+from graphmer.loader import IGNORE, LeafyChains, Masking, collate, compact
 from graphmer.model import (
     COPY_OFFSETS,
     HGAT,

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from graphmer.config import SamplesConfig, TrainConfig
-from graphmer.data import micro_batch_indices
+from graphmer.loader import micro_batch_indices
 from graphmer.train import Dist, Paths, find_checkpoint, lr_at, mu_at, seed_process, train
 from tests.tiny import L, R, build_tiny, tiny_config
 

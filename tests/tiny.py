@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graphmer.chains import Layout, build_samples
 from graphmer.extract.pipeline import extract_kg
 from graphmer.model import ModelConfig
+from graphmer.samples import Layout, build_samples
 from graphmer.tokenizer import save, train_tokenizer
 from tests.extract.helpers import write_tree
 

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import torch
 
 from graphmer.complete import Candidates
-from graphmer.data import word_bounds
+from graphmer.loader import word_bounds
 from graphmer.tokenizer import leaf_ids
 
 RULES = ("frequency", "copy", "name_lookup", "copy_name")

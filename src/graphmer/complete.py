@@ -27,7 +27,7 @@ import torch
 
 from graphmer import GraphmerError, one_line
 from graphmer.config import ExtractConfig
-from graphmer.data import IGNORE, bare_window, collate, compact, word_bounds, word_starts
+from graphmer.loader import IGNORE, bare_window, collate, compact, word_bounds, word_starts
 from graphmer.model import CONFIG_FILE, COPY_INPUTS, MODEL_INPUTS, WEIGHTS_FILE, GraphMERT, read_model_config
 from graphmer.tokenizer import IDENTIFIER, MASK, PAD, leaf_ids
 from graphmer.tokenizer import load as load_tokenizer
@@ -256,8 +256,8 @@ class Prediction:
 def find_head(path: Path, data: bytes, entity: str) -> tuple[tuple[int, int], str, int]:
     """Byte span of the definition of `entity` in the file (a name, or a dotted suffix of its id),
     its id and line; a one-line error lists what the file defines when nothing matches."""
-    from graphmer.extract.model import SkipExtraction
     from graphmer.extract.pipeline import EXTRACTORS
+    from graphmer.extract.records import SkipExtraction
     from graphmer.languages import language_of
 
     lang = language_of(path.name)
@@ -305,7 +305,7 @@ def read_candidates(path: Path, vocab_size: int) -> pa.Table:
     type, an empty value, a token id outside the vocabulary) is a one-line error naming it."""
     import pyarrow.parquet as pq
 
-    from graphmer.chains import CANDIDATE_SCHEMA
+    from graphmer.samples import CANDIDATE_SCHEMA
 
     schema = pa.schema([CANDIDATE_SCHEMA.field(name) for name in CANDIDATE_COLUMNS])
     try:
@@ -361,8 +361,8 @@ def predict(
     Candidates are every tail of the relation in the training corpus graph plus every identifier
     of the file, so a name that static extraction could not resolve can still be proposed. A file
     over `max_file_bytes` (extraction's limit by default) is refused before it is read."""
-    from graphmer.chains import char_offsets, mention_tokens
     from graphmer.relations import RELATION_NAMES
+    from graphmer.samples import char_offsets, mention_tokens
 
     path = Path(path)
     if relation not in RELATION_NAMES:

@@ -48,13 +48,13 @@ import torch
 
 from graphmer import GraphmerError, atomic, baselines, progress_bar
 from graphmer.calibrate import Calibrator, ece, reliability, selective
-from graphmer.chains import char_offsets, mention_tokens
 from graphmer.complete import Candidates, Question, answer, code_window, load_model, rank_metrics
 from graphmer.config import DistillConfig
 from graphmer.evaluate import EvalPaths, Ranking, held_out_triples
 from graphmer.model import WEIGHTS_FILE
 from graphmer.relations import RELATION_NAMES
 from graphmer.relations import Relation as R
+from graphmer.samples import char_offsets, mention_tokens
 from graphmer.split import read_split
 from graphmer.tokenizer import IDENTIFIER, PAD, leaf_ids
 

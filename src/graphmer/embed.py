@@ -37,13 +37,13 @@ import pyarrow.parquet as pq
 import torch
 
 from graphmer import GraphmerError, atomic, progress_bar
-from graphmer.chains import char_offsets, mention_tokens
 from graphmer.complete import code_window, load_model
 from graphmer.config import ExtractConfig
-from graphmer.data import IGNORE, collate, compact, word_starts
 from graphmer.extract.pipeline import check_output, extract_kg, plan
 from graphmer.languages import SkipFile, language_of, read_regular
+from graphmer.loader import IGNORE, collate, compact, word_starts
 from graphmer.model import MODEL_INPUTS, GraphMERT
+from graphmer.samples import char_offsets, mention_tokens
 
 COLUMNS = ("id", "kind", "name", "language", "file", "line")
 BATCH_SIZE = 16  # code windows per forward pass

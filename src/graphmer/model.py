@@ -2,7 +2,7 @@
 
 Design choices:
 - Input: R root tokens (code), then leaf groups of L slots. Batches come in the
-  compact layout of `data.compact` (empty groups dropped); every position carries
+  compact layout of `loader.compact` (empty groups dropped); every position carries
   its coordinates (root_index, slot), from which graph distances are computed in
   closed form, so results equal those of the fixed R + R*L layout at a fraction
   of the cost. Token + position (a leaf takes its root's) + slot embeddings:
@@ -48,7 +48,7 @@ from torch import nn
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from graphmer import GraphmerError, atomic, one_line
-from graphmer.data import IGNORE
+from graphmer.loader import IGNORE
 from graphmer.tokenizer import SPECIAL_TOKENS
 
 NUM_RELATIONS = 16
@@ -56,9 +56,9 @@ NUM_RELATIONS = 16
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 MAX_CONFIG_BYTES = 2**20  # a config.json is a few hundred bytes; anything near this is not one
 COPY_OFFSETS = 32  # the copy pointer's position bias tells offsets -32..32 from the head apart
-# GraphMERT.forward's arguments, by their names in a (compact) batch of graphmer.data.
+# GraphMERT.forward's arguments, by their names in a (compact) batch of graphmer.loader.
 MODEL_INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
-# What the copy path reads besides: where the roots' words start and stop (graphmer.data.word_bounds).
+# What the copy path reads besides: where the roots' words start and stop (graphmer.loader.word_bounds).
 COPY_INPUTS = ("word_start", "word_stop")
 ATTENTIONS = ("sdpa", "flex")  # ModelConfig.attention
 PRESETS = {
@@ -445,7 +445,7 @@ class GraphMERT(
         leaf_relation: torch.Tensor,
         head_end: torch.Tensor,
     ) -> torch.Tensor:
-        """Final hidden states (B, N, hidden) of a (compact) leafy-chain batch, see data.compact."""
+        """Final hidden states (B, N, hidden) of a (compact) leafy-chain batch, see loader.compact."""
         x = self.tok(input_ids)
         if self.hgat is not None:
             x = self.hgat(x, root_index, leaf_relation, head_end)

@@ -28,7 +28,7 @@ from torch import nn
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SamplesConfig, TrainConfig
-from graphmer.data import IGNORE, LeafyChains, Masking, batch_loader, collate, compact, micro_batch_indices
+from graphmer.loader import IGNORE, LeafyChains, Masking, batch_loader, collate, compact, micro_batch_indices
 from graphmer.model import MODEL_INPUTS, NUM_RELATIONS, GraphMERT, ModelConfig, masked_groups, shape_mismatch
 from graphmer.tokenizer import load as load_tokenizer
 
@@ -188,7 +188,7 @@ def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, masking: Masking, path
             sort_keys=True,
         ).encode()
     )
-    code = [Path(__file__).with_name(m) for m in ("model.py", "train.py", "data.py")]
+    code = [Path(__file__).with_name(m) for m in ("model.py", "train.py", "loader.py")]
     for f in (paths.samples / "train.parquet", paths.samples / "tails.parquet", paths.tokenizer, *code):
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()[:16]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tree_sitter_java
 from tree_sitter import Language, Query
 
-from graphmer.extract.model import (
+from graphmer.extract.records import (
     FileGraph,
     FileState,
     Ref,

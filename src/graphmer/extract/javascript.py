@@ -21,7 +21,7 @@ import re
 import tree_sitter_javascript
 from tree_sitter import Language, Query
 
-from graphmer.extract.model import (
+from graphmer.extract.records import (
     FileGraph,
     FileState,
     Ref,

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.extract import java, javascript, python
-from graphmer.extract.model import FileGraph, SkipExtraction
+from graphmer.extract.records import FileGraph, SkipExtraction
 from graphmer.extract.resolve import MENTION_COLUMNS, LanguageSpec, Resolver
 from graphmer.languages import (
     LANGUAGES,

@@ -16,7 +16,7 @@ import builtins
 import tree_sitter_python
 from tree_sitter import Language, Query
 
-from graphmer.extract.model import (
+from graphmer.extract.records import (
     FileGraph,
     FileState,
     Ref,

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from graphmer.extract.model import Entity, Fact, FileGraph, Ref, is_test_path
+from graphmer.extract.records import Entity, Fact, FileGraph, Ref, is_test_path
 from graphmer.relations import Relation as R
 
 

@@ -4,7 +4,7 @@ A window holds `roots` (R) code tokens; root i owns leaf slots R + i*L ... R + i
 A head entity is anchored at the first root token of each of its mentions in the
 window (a definition or a resolved reference, from mentions.parquet), and every
 triple (head, relation, tail) becomes a candidate for that anchor's leaf group:
-the tail's short name in BPE tokens. The loader (`graphmer.data`) picks one
+the tail's short name in BPE tokens. The loader (`graphmer.loader`) picks one
 candidate per anchor each epoch, so nothing about the injection is stored.
 
 Only triples extracted from training files are candidates in training windows; a

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from graphmer.chains import TAIL_SCHEMA, WINDOW_SCHEMA
-from graphmer.data import IGNORE, LeafyChains, Masking, collate, word_starts
+from graphmer.loader import IGNORE, LeafyChains, Masking, collate, word_starts
+from graphmer.samples import TAIL_SCHEMA, WINDOW_SCHEMA
 from graphmer.tokenizer import MASK, PAD, train_tokenizer
 
 R, L = 32, 3
@@ -172,7 +172,7 @@ def test_masked_leaf_groups_are_masked_whole(setup):
 def test_word_bounds_of_an_item_are_those_of_its_roots_as_the_model_sees_them(setup):
     """inject (evaluation) marks the words of the unmasked roots; draw (training) those of the
     roots after masking: the same function, so train and evaluation copy the same kind of span."""
-    from graphmer.data import word_bounds
+    from graphmer.loader import word_bounds
 
     ds = dataset(setup, mask_rate=0.3)
     # this code's tokens are whole words: let the second root continue the first one

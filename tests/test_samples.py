@@ -5,9 +5,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphmer import GraphmerError
-from graphmer.chains import TAIL_SCHEMA, WINDOW_SCHEMA, Layout, build_samples, window_starts
 from graphmer.extract.pipeline import extract_kg
 from graphmer.relations import Relation
+from graphmer.samples import TAIL_SCHEMA, WINDOW_SCHEMA, Layout, build_samples, window_starts
 from graphmer.tokenizer import save, train_tokenizer
 from tests.extract.helpers import write_tree
 from tests.tiny import write_split
@@ -135,7 +135,7 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
 
 
 def test_windows_without_anchors_are_kept_and_load_empty(built, tmp_path):
-    from graphmer.data import LeafyChains
+    from graphmer.loader import LeafyChains
 
     rows = [r for r in built["tables"]["train"] if not r["cand_anchor"]]
     assert rows and built["metrics"]["train"]["windows_without_anchor"] == len(rows)
