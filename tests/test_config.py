@@ -6,10 +6,12 @@ import yaml
 
 from graphmer.config import (
     MODEL_RANGES,
+    PRESETS,
     SECTIONS,
     ConfigError,
     CorpusConfig,
     ExtractConfig,
+    ModelConfig,
     ModelSection,
     Range,
     SourceConfig,
@@ -17,7 +19,6 @@ from graphmer.config import (
     load_all,
     model_config,
 )
-from graphmer.model import PRESETS, ModelConfig
 from tests.conftest import ROOT
 
 

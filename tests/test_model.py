@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from graphmer.config import PRESETS
 from graphmer.loader import IGNORE, LeafyChains, Masking, collate, compact
 from graphmer.model import (
     COPY_OFFSETS,
     HGAT,
-    PRESETS,
     CopyHead,
     GraphDecay,
     GraphMERT,

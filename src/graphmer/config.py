@@ -199,6 +199,12 @@ class ExtractConfig:
     """Files larger than this are skipped with reason `too_large`."""
     chunk_files: int = ranged(16, COUNT)
     """Files per task handed to a worker (larger: less overhead, coarser balance)."""
+    resolve_depth: int = ranged(8, COUNT)
+    """Most links (re-exports, aliases, attribute hops) cross-file resolution follows for one name."""
+    minified_line_bytes: int = ranged(5000, COUNT)
+    """A file with a line longer than this is skipped as `minified` (minifiers strip newlines)."""
+    minified_mean_line_bytes: int = ranged(300, COUNT)
+    """... and so is a file over 2,000 bytes whose mean line is longer than this."""
 
     def __post_init__(self) -> None:
         check_ranges(self, "extract")
@@ -227,6 +233,8 @@ class SplitConfig:
     """by=source: sources held out for test."""
     near_duplicate_share: float = ranged(0.5, OPEN_UNIT)
     """A file sharing at least this share of its distinctive lines with another goes with it."""
+    min_line_chars: int = ranged(20, COUNT)
+    """A distinctive line has at least this many characters once stripped (shorter: `}`, `return`)."""
     seed: int = ranged(0, SEED)
     """Salt of the content hash that assigns files; change it for another split."""
 
@@ -274,8 +282,9 @@ class SamplesConfig:
     """Geometric parameter of span lengths (clipped to 1..max_span)."""
     max_span: int = ranged(7, COUNT)
     """Longest masked span of roots."""
-    leaf_mask_prob: float = ranged(0.15, OPEN_UNIT)
-    """Probability that a non-empty leaf group is masked whole."""
+    leaf_mask_prob: float = ranged(0.8, OPEN_UNIT)
+    """Probability that a non-empty leaf group is masked whole (0.8, not the paper's 0.15: with ~3
+    filled groups a window, 0.15 leaves most steps without a single masked tail; chosen on dev)."""
 
     def __post_init__(self) -> None:
         check_ranges(self, "samples")
@@ -287,6 +296,11 @@ class SamplesConfig:
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SIZES = ("layers", "hidden", "heads", "ffn")
+ATTENTIONS = ("sdpa", "flex")  # ModelSection.attention
+PRESETS = {
+    "tiny": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
+    "base": {"layers": 12, "hidden": 768, "heads": 12, "ffn": 3072},
+}
 
 
 @dataclass
@@ -320,8 +334,6 @@ class ModelSection:
     or computed per entry inside FlexAttention (no such tensor; needs CUDA to train)."""
 
     def __post_init__(self) -> None:
-        from graphmer.model import PRESETS
-
         check_ranges(self, "model")
         if self.preset not in PRESETS:
             raise ConfigError(f"model.preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
@@ -337,6 +349,46 @@ class ModelSection:
             "copy": self.copy,
             "attention": self.attention,
         }
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of field `name` of dataclass `cls`: a default written once, read everywhere."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A built model's settings (its config.json): the `model` section resolved against its preset,
+    with the vocabulary and window shape of the trained tokenizer and the samples."""
+
+    vocab_size: int = default_of(TokenizerConfig, "vocab_size")
+    roots: int = default_of(SamplesConfig, "roots")
+    leaves: int = default_of(SamplesConfig, "leaves")
+    layers: int = PRESETS["tiny"]["layers"]
+    hidden: int = PRESETS["tiny"]["hidden"]
+    heads: int = PRESETS["tiny"]["heads"]
+    ffn: int = PRESETS["tiny"]["ffn"]
+    dropout: float = default_of(ModelSection, "dropout")
+    hgat: bool = default_of(ModelSection, "hgat")
+    decay_mask: bool = default_of(ModelSection, "decay_mask")
+    relation_bias: bool = default_of(ModelSection, "relation_bias")
+    copy: bool = default_of(ModelSection, "copy")
+    decay_lambda: float = 0.6  # attention decays as lambda ** distance (GraphMERT, arXiv 2510.09580)
+    max_head_tokens: int = 8  # head spans longer than this feed H-GAT their first tokens
+    attention: str = default_of(ModelSection, "attention")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides) -> ModelConfig:
+        return dataclasses.replace(cls(**PRESETS[preset]), **overrides)
+
+    @classmethod
+    def from_params(cls, model: ModelSection, samples: SamplesConfig, vocab_size: int) -> ModelConfig:
+        """The model the `model` and `samples` sections describe, for a tokenizer of `vocab_size`."""
+        shape = {"vocab_size": vocab_size, "roots": samples.roots, "leaves": samples.leaves}
+        return cls.from_preset(model.preset, **shape, **model.overrides())
 
 
 @dataclass
@@ -365,6 +417,12 @@ class TrainConfig:
     """Steps after warm-up over which mu ramps linearly from 0 to mnm_weight (curriculum)."""
     constraint_weight: float = ranged(0.1, NON_NEGATIVE)
     """Weight of the graph-structure InfoNCE regularizer (0 switches it off)."""
+    constraint_temperature: float = ranged(0.1, POSITIVE)
+    """Temperature of the InfoNCE regularizer's cosine scores."""
+    adam_betas: list[float] = field(
+        default_factory=lambda: [0.9, 0.98], metadata={"range": Range(0, 1, open_hi=True)}
+    )
+    """AdamW's beta1, beta2 (0.98: BERT-style pre-training's shorter second-moment memory)."""
     anchored_only: bool = True
     """Train on the windows that carry at least one triple (a quarter carry none: MLM alone)."""
     precision: str = "auto"
@@ -391,6 +449,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self, "train")
+        if len(self.adam_betas) != 2:
+            raise ConfigError(f"train.adam_betas must be two numbers (beta1, beta2), got {self.adam_betas!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
@@ -462,6 +522,46 @@ class DistillConfig:
             )
 
 
+# --------------------------------------------------------------------------- paths
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """`paths`: where every stage reads and writes, relative to the project root. dvc.yaml reads the
+    same table through `${paths.*}`, so a stage and its DVC declaration cannot disagree."""
+
+    raw: Path = Path("data/raw")
+    """fetch: one folder per corpus source."""
+    kg: Path = Path("data/kg")
+    """extract: files, entities, mentions and triples Parquet."""
+    split: Path = Path("data/split.parquet")
+    """split: each file's train/dev/test."""
+    samples: Path = Path("data/samples")
+    """samples: leafy-chain windows and the candidate tails."""
+    models: Path = Path("models")
+    """The model a user downloads: config.json, model.safetensors, the tokenizer, the card."""
+    checkpoints: Path = Path("checkpoints")
+    """train: resumable checkpoints (outside models/: not part of the download)."""
+    dvclive: Path = Path("dvclive")
+    """train: the curves `dvc plots` draws."""
+    distilled: Path = Path("data/distilled.parquet")
+    """distill: the static graph with the model's triples."""
+    metrics: Path = Path("metrics")
+    """Every stage's metrics, tables and plot data."""
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.models / "tokenizer.json"
+
+    @property
+    def calibration(self) -> Path:
+        return self.models / "calibration.json"
+
+    def under(self, root: str | Path) -> PathsConfig:
+        """The same table inside `root` (a test's or a user's project folder)."""
+        return PathsConfig(**{f.name: Path(root) / getattr(self, f.name) for f in dataclasses.fields(self)})
+
+
 # --------------------------------------------------------------------------- a trained model's settings
 
 # A saved config.json holds ModelConfig's fields; each one is held to the rule of the params field
@@ -481,8 +581,6 @@ MODEL_RANGES: dict[str, Range] = {
 def check_model(values: Mapping[str, Any], where: str = "") -> None:
     """Ranges and cross-field rules of resolved model settings (a preset with its overrides, or a
     saved config.json), which GraphMERT would otherwise fail on, or allocate for, when built."""
-    from graphmer.model import ATTENTIONS
-
     for key, allowed in MODEL_RANGES.items():
         if key in values:
             allowed.check(values[key], _key(where, key))
@@ -501,8 +599,6 @@ def model_config(raw: Any, where: str) -> Any:
     """A ModelConfig from a trained model's settings (config.json less its `architecture` tag),
     checked for types by `build` and for ranges by `check_model` before any model is built;
     an error is one line that starts with `where` (the file)."""
-    from graphmer.model import ModelConfig
-
     try:
         cfg = build(ModelConfig, raw, "")
         check_model(dataclasses.asdict(cfg))
@@ -523,6 +619,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
     "distill": DistillConfig,
+    "paths": PathsConfig,
 }
 
 
@@ -563,6 +660,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be a path (a non-empty string), got {_short(value)}")
+        return Path(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > 2**1023:  # float() would raise OverflowError
             raise ConfigError(f"{where} must be a finite number, got an integer of {len(str(value))} digits")

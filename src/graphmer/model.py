@@ -38,7 +38,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,10 +48,11 @@ from torch import nn
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from graphmer import GraphmerError, atomic, one_line
+from graphmer.config import ModelConfig
 from graphmer.loader import IGNORE
+from graphmer.relations import NUM_RELATIONS
 from graphmer.tokenizer import SPECIAL_TOKENS
 
-NUM_RELATIONS = 16
 # A trained model's folder (`save_pretrained`, Hugging Face's layout): its settings and weights.
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 MAX_CONFIG_BYTES = 2**20  # a config.json is a few hundred bytes; anything near this is not one
@@ -60,37 +61,6 @@ COPY_OFFSETS = 32  # the copy pointer's position bias tells offsets -32..32 from
 MODEL_INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
 # What the copy path reads besides: where the roots' words start and stop (graphmer.loader.word_bounds).
 COPY_INPUTS = ("word_start", "word_stop")
-ATTENTIONS = ("sdpa", "flex")  # ModelConfig.attention
-PRESETS = {
-    "tiny": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
-    "base": {"layers": 12, "hidden": 768, "heads": 12, "ffn": 3072},
-}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int = 8000
-    roots: int = 128
-    leaves: int = 7
-    layers: int = 4
-    hidden: int = 256
-    heads: int = 4
-    ffn: int = 1024
-    dropout: float = 0.1
-    hgat: bool = True
-    decay_mask: bool = True
-    relation_bias: bool = True
-    copy: bool = True
-    decay_lambda: float = 0.6
-    max_head_tokens: int = 8  # head spans longer than this feed H-GAT their first tokens
-    attention: str = "sdpa"  # sdpa: one dense (B, H, N, N) bias; flex: FlexAttention, bias per entry
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_preset(cls, preset: str, **overrides) -> ModelConfig:
-        return replace(cls(**PRESETS[preset]), **overrides)
 
 
 # --------------------------------------------------------------------------- the leafy-chain graph

@@ -1,4 +1,5 @@
-"""The 16 relations of the code knowledge graph: ids 0..15, fixed order (DESIGN §3)."""
+"""The 16 relations of the code knowledge graph: ids 0..15, in a fixed order (a saved model's
+relation embeddings and every Parquet file store the id, so the order is part of the format)."""
 
 from enum import IntEnum
 
@@ -27,6 +28,7 @@ class Relation(IntEnum):
 
 
 RELATION_NAMES = [r.label for r in Relation]
+NUM_RELATIONS = len(Relation)
 
 # How a triple's tail was found, most to least certain.
 RESOLUTIONS = ("exact", "import", "hierarchy", "name", "unresolved")

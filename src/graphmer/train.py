@@ -29,7 +29,8 @@ from torch import nn
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SamplesConfig, TrainConfig
 from graphmer.loader import IGNORE, LeafyChains, Masking, batch_loader, collate, compact, micro_batch_indices
-from graphmer.model import MODEL_INPUTS, NUM_RELATIONS, GraphMERT, ModelConfig, masked_groups, shape_mismatch
+from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig, masked_groups, shape_mismatch
+from graphmer.relations import NUM_RELATIONS
 from graphmer.tokenizer import load as load_tokenizer
 
 # --------------------------------------------------------------------------- schedules
