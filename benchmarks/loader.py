@@ -17,7 +17,7 @@ import time
 import torch
 
 from graphmer.config import load_section
-from graphmer.loader import LeafyChains, Masking, stream_batch
+from graphmer.loader import LeafyChains, stream_batch
 from graphmer.model import ModelConfig
 from graphmer.tokenizer import load
 from graphmer.train import Pretrainer
@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg, model = load_section("samples"), load_section("model")
     tok = load("models/tokenizer.json")
-    masking = Masking.of(cfg)
+    masking = cfg
     ds = LeafyChains(
         "data/samples/train.parquet",
         "data/samples/tails.parquet",

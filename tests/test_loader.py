@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from graphmer.loader import IGNORE, LeafyChains, Masking, collate, word_starts
+from graphmer.config import SamplesConfig
+from graphmer.loader import IGNORE, LeafyChains, collate, word_starts
 from graphmer.samples import TAIL_SCHEMA, WINDOW_SCHEMA
 from graphmer.tokenizer import MASK, PAD, train_tokenizer
 
@@ -55,7 +56,7 @@ def setup(tmp_path_factory):
 def dataset(setup, **masking):
     tok, tmp = setup
     return LeafyChains(
-        tmp / "train.parquet", tmp / "tails.parquet", tok.get_vocab(), R, L, Masking(**masking)
+        tmp / "train.parquet", tmp / "tails.parquet", tok.get_vocab(), R, L, SamplesConfig(**masking)
     )
 
 
@@ -151,10 +152,11 @@ def test_masking_rates_match_the_targets(setup):
         leaf_lab = lab[:, R:].reshape(len(lab), R, L)
         groups += filled.sum()
         groups_masked += ((leaf_lab != IGNORE).any(-1) & filled).sum()
-    assert abs(masked / roots - 0.15) < 0.02
+    target = SamplesConfig()  # the dataset's masking: the config's defaults
+    assert abs(masked / roots - target.mask_rate) < 0.02
     assert abs(mask_tok / masked - 0.8) < 0.04
     assert abs(kept / masked - 0.1) < 0.04  # (+ the few random draws that hit the same token)
-    assert abs(groups_masked / groups - 0.15) < 0.04
+    assert abs(groups_masked / groups - target.leaf_mask_prob) < 0.04
     assert max(spans) <= 14  # two adjacent spans of at most 7 can touch
     assert np.mean(spans) > 1.3  # spans, not single tokens
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphmer.config import PRESETS
-from graphmer.loader import IGNORE, LeafyChains, Masking, collate, compact
+from graphmer.config import PRESETS, SamplesConfig
+from graphmer.loader import IGNORE, LeafyChains, collate, compact
 from graphmer.model import (
     COPY_OFFSETS,
     HGAT,
@@ -36,7 +36,7 @@ def batch_of(tiny, n=4, keep_all=False, epoch=0, masking=None):
         tiny["vocab"],
         R,
         L,
-        masking or Masking(),
+        masking or SamplesConfig(),
     )
     full = collate([ds.draw(i, epoch) for i in range(n)])
     return compact(full, R, L, keep_all=keep_all)
@@ -145,7 +145,7 @@ def test_loss_falls_when_overfitting_one_batch(tiny):
 
     torch.manual_seed(0)
     net = Pretrainer(tiny_config(tiny["vocab_size"]))
-    b = batch_of(tiny, n=8, masking=Masking(leaf_mask_prob=0.5))
+    b = batch_of(tiny, n=8, masking=SamplesConfig(leaf_mask_prob=0.5))
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
     losses = []
     for _ in range(60):
@@ -329,7 +329,7 @@ def test_gradients_stay_finite_when_a_tail_cannot_be_copied(tiny):
 
     torch.manual_seed(0)
     net = Pretrainer(tiny_config(tiny["vocab_size"]))
-    batch = batch_of(tiny, n=8, masking=Masking(leaf_mask_prob=1.0))
+    batch = batch_of(tiny, n=8, masking=SamplesConfig(leaf_mask_prob=1.0))
     batch["attention_mask"][0, :R] = False  # a window with no code at all
     b, _, targets = masked_groups(batch, R, L)
     ids = batch["input_ids"][b, :R]

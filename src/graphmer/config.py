@@ -282,7 +282,7 @@ class SamplesConfig:
     """Geometric parameter of span lengths (clipped to 1..max_span)."""
     max_span: int = ranged(7, COUNT)
     """Longest masked span of roots."""
-    leaf_mask_prob: float = ranged(0.8, OPEN_UNIT)
+    leaf_mask_prob: float = ranged(0.8, Range(0, 1, open_lo=True))  # 1: every tail masked
     """Probability that a non-empty leaf group is masked whole (0.8, not the paper's 0.15: with ~3
     filled groups a window, 0.15 leaves most steps without a single masked tail; chosen on dev)."""
 

@@ -40,7 +40,7 @@ import torch
 from graphmer import GraphmerError, atomic, baselines, progress_bar
 from graphmer.complete import Candidates, Question, answer, load_model, rank_metrics
 from graphmer.config import EvaluateConfig, SamplesConfig
-from graphmer.loader import IGNORE, LeafyChains, Masking, collate, compact, word_starts
+from graphmer.loader import IGNORE, LeafyChains, collate, compact, word_starts
 from graphmer.model import MODEL_INPUTS, GraphMERT, masked_groups
 from graphmer.relations import RELATION_NAMES
 from graphmer.split import read_split
@@ -482,7 +482,7 @@ def _split_windows(paths: EvalPaths, tok, samples: SamplesConfig, cfg: EvaluateC
         tok.get_vocab(),
         samples.roots,
         samples.leaves,
-        Masking.of(samples),
+        samples,
         cfg.seed,
     )
 

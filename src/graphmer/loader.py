@@ -20,33 +20,17 @@ head_end (R,) (head tokens of group i are roots i..head_end[i]-1), leaf_tail (R,
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from graphmer.config import SamplesConfig
 from graphmer.tokenizer import MASK, PAD, SPECIAL_TOKENS
 
 IGNORE = -100
 CANDIDATE_COLUMNS = ("cand_anchor", "cand_end", "cand_relation", "cand_tail", "cand_copyable")
-
-
-@dataclass(frozen=True)
-class Masking:
-    mask_rate: float = 0.15
-    span_p: float = 0.2
-    max_span: int = 7
-    leaf_mask_prob: float = 0.15
-    balance: bool = True
-
-    @classmethod
-    def of(cls, samples) -> Masking:
-        """The masking of a `samples` params section (graphmer.config.SamplesConfig)."""
-        return cls(
-            samples.mask_rate, samples.span_p, samples.max_span, samples.leaf_mask_prob, samples.balance
-        )
 
 
 def word_starts(vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +101,7 @@ class LeafyChains(torch.utils.data.Dataset):
         vocab: dict[str, int],
         roots: int,
         leaves: int,
-        masking: Masking = Masking(),
+        masking: SamplesConfig | None = None,
         seed: int = 0,
     ):
         table = pq.read_table(samples, columns=["roots", *CANDIDATE_COLUMNS]).to_pydict()
@@ -135,7 +119,7 @@ class LeafyChains(torch.utils.data.Dataset):
         self.tail_ids = [
             np.asarray(x, np.int64) for x in pq.read_table(tails, columns=["ids"]).column("ids").to_pylist()
         ]
-        self.R, self.L, self.m, self.seed, self.epoch = roots, leaves, masking, seed, 0
+        self.R, self.L, self.m, self.seed, self.epoch = roots, leaves, masking or SamplesConfig(), seed, 0
         self.vocab_size = max(vocab.values()) + 1
         self.begins, self.ends = word_starts(vocab)
         counts = np.bincount(

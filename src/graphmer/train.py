@@ -28,7 +28,7 @@ from torch import nn
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SamplesConfig, TrainConfig
-from graphmer.loader import IGNORE, LeafyChains, Masking, batch_loader, collate, compact, micro_batch_indices
+from graphmer.loader import IGNORE, LeafyChains, batch_loader, collate, compact, micro_batch_indices
 from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig, masked_groups, shape_mismatch
 from graphmer.relations import NUM_RELATIONS
 from graphmer.tokenizer import load as load_tokenizer
@@ -165,7 +165,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, masking: Masking, paths: Paths, world: int) -> str:
+def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, masking: SamplesConfig, paths: Paths, world: int) -> str:
     """What a checkpoint must match to be resumed: everything that shapes the trajectory,
     the training code included (a checkpoint of older code is not silently continued)."""
     h = hashlib.sha256()
@@ -283,7 +283,7 @@ def train(
     d = init_distributed()
     device = pick_device(d)
     torch.manual_seed(cfg.seed)
-    masking = Masking.of(samples)
+    masking = samples
     vocab = load_tokenizer(paths.tokenizer).get_vocab()
     if max(vocab.values()) >= model_cfg.vocab_size:
         raise GraphmerError(
