@@ -12,15 +12,15 @@ from graphmer.samples import Layout, build_samples
 
 
 def main() -> None:
-    cfg = load_section("samples")
+    cfg, paths = load_section("samples"), load_section("paths")
     m = build_samples(
-        "data/raw",
-        "data/kg",
-        "models/tokenizer.json",
-        "data/split.parquet",
-        "data/samples",
+        paths.raw,
+        paths.kg,
+        paths.tokenizer,
+        paths.split,
+        paths.samples,
         Layout(cfg.roots, cfg.leaves, cfg.stride),
-        "metrics/samples.json",
+        paths.metrics / "samples.json",
     )
     print(
         f"samples: {m['train']['windows']} train / {m['dev']['windows']} dev / {m['test']['windows']} test "

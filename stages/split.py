@@ -12,8 +12,9 @@ from graphmer.split import build_split
 
 
 def main() -> None:
+    paths = load_section("paths")
     m = build_split(
-        "data/kg/files.parquet", "data/raw", "data/split.parquet", load_section("split"), "metrics/split.json"
+        paths.kg / "files.parquet", paths.raw, paths.split, load_section("split"), paths.metrics / "split.json"
     )
     f = m["files"]
     print(

@@ -11,14 +11,9 @@ from graphmer.config import load_section
 
 
 def main() -> None:
-    tok = load_section("tokenizer")
+    tok, paths = load_section("tokenizer"), load_section("paths")
     m = tokenizer.build(
-        "data/raw",
-        "data/split.parquet",
-        "models/tokenizer.json",
-        tok.vocab_size,
-        tok.min_frequency,
-        "metrics/tokenizer.json",
+        paths.raw, paths.split, paths.tokenizer, tok.vocab_size, tok.min_frequency, paths.metrics / "tokenizer.json"
     )
     print(
         f"tokenizer: {m['vocab_size']} tokens; dev {m['dev']['tokens_per_line']} tokens/line, "
