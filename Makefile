@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stages call `python stages/...`: make it the project's interpreter.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test lint bench readme clean-venv
+.PHONY: setup repro test test-fast lint bench readme clean-venv
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ repro: setup
 
 test: setup
 	pytest -q
+
+# the edit-test loop: everything but the tests marked slow (the real `dvc repro` runs)
+test-fast: setup
+	pytest -q -m "not slow"
 
 readme: setup
 	python scripts/readme_tables.py

@@ -15,6 +15,8 @@ from tokenizers import Tokenizer
 
 from tests.conftest import ROOT, git
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out; `make test` runs them
+
 STAGES = ["fetch", "extract", "split", "tokenizer", "samples", "train", "evaluate", "distill", "card"]
 
 
@@ -186,5 +188,18 @@ def test_dvc_exp_run_with_a_changed_step_count(project):
     out = dvc(project, "exp", "run", "-S", "train.steps=3")
     assert "Running stage 'train'" in out and "Running stage 'samples'" not in out
     assert json.loads((project / "metrics/train.json").read_text())["step"] == 3
-    shown = json.loads(dvc(project, "exp", "show", "--json"))
-    assert "3" in json.dumps(shown)
+    runs = revisions(json.loads(dvc(project, "exp", "show", "--json")))
+    by_steps = {r["params"]["params.yaml"]["data"]["train"]["steps"]: r for r in runs}
+    assert set(by_steps) == {2, 3}  # the committed run and the experiment, side by side
+    assert by_steps[3]["metrics"]["metrics/train.json"]["data"]["step"] == 3
+    assert by_steps[2]["metrics"]["metrics/train.json"]["data"]["step"] == 2
+
+
+def revisions(shown) -> list[dict]:
+    """Every revision's `data` (params and metrics) in `dvc exp show --json`, however nested."""
+    if isinstance(shown, list):
+        return [d for x in shown for d in revisions(x)]
+    if not isinstance(shown, dict):
+        return []
+    here = [shown] if {"params", "metrics"} <= shown.keys() else []
+    return here + [d for v in shown.values() for d in revisions(v)]
