@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tree_sitter import Parser
 
+from graphmer.config import ExtractConfig
 from graphmer.extract import java, javascript, python
 from graphmer.extract.pipeline import extract_kg, plan, source_roots
 from graphmer.languages import skip_reason
@@ -50,7 +51,7 @@ def raw_parse(items: list[tuple[str, str]], workers: int) -> float:
 def extraction(roots: dict[str, Path], workers: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        extract_kg(roots, out, workers=workers, progress=False)
+        extract_kg(roots, out, ExtractConfig(workers=workers), progress=False)
         return time.perf_counter() - start
 
 
@@ -60,11 +61,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
     args = ap.parse_args()
     roots = source_roots(args.raw)
-    items, nbytes = [], 0
+    items, nbytes, cfg = [], 0, ExtractConfig()
     for task in plan(roots):
         path = Path(task.abspath)
         data = path.read_bytes()
-        if not path.is_symlink() and not skip_reason(task.path.split("/", 1)[1], data, 1_000_000):
+        rel = task.path.split("/", 1)[1]
+        if not path.is_symlink() and not skip_reason(rel, data, cfg, cfg.max_file_bytes):
             items.append((task.language, task.abspath))
             nbytes += len(data)
     mb = nbytes / 1e6

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from graphmer.config import ExtractConfig
 from graphmer.extract import pipeline
 from graphmer.languages import iter_files, language_of, skip_reason
 
@@ -87,7 +88,7 @@ def load_seeds(raw: Path) -> dict[str, list[bytes]]:
             if lang is None or path.is_symlink() or path.stat().st_size > MAX_SEED_BYTES:
                 continue
             data = path.read_bytes()
-            if not skip_reason(rel, data, MAX_SEED_BYTES):
+            if not skip_reason(rel, data, ExtractConfig(), MAX_SEED_BYTES):
                 seeds[lang].append(data)
     for name, data in INLINE_SEEDS.items():
         lang = language_of(name)
@@ -196,12 +197,12 @@ def _timed_extract_one(stats: dict[str, FileStat], file_timeout: int):
     """`extract_one` as the pipeline calls it, timed, and its rise of the process's peak memory."""
     real = REAL_EXTRACT_ONE
 
-    def timed(task, max_bytes):
+    def timed(task, cfg):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
         signal.alarm(file_timeout)  # a hang becomes TimeoutError, which extract_one lists as such
         try:
-            return real(task, max_bytes)
+            return real(task, cfg)
         finally:
             signal.alarm(0)
             stat = stats[Path(task.abspath).name]
@@ -243,7 +244,7 @@ def run_batch(args: tuple[int, int, int, int, str | None, float]) -> BatchResult
         pipeline.extract_one = _timed_extract_one(stats, file_timeout)
         began = time.perf_counter()
         try:
-            pipeline.extract_kg({"fuzz": src}, Path(tmp, "kg"), workers=1, progress=False)
+            pipeline.extract_kg({"fuzz": src}, Path(tmp, "kg"), ExtractConfig(workers=1), progress=False)
             rows = pq.read_table(Path(tmp, "kg", "files.parquet"), columns=["path", "skipped"]).to_pylist()
             for r in rows:
                 stats[r["path"].rsplit("/", 1)[-1]].skipped = r["skipped"]
@@ -272,7 +273,8 @@ def _crashes(path: Path, tmp: Path) -> bool:
     one.mkdir(parents=True)
     (one / path.name).write_bytes(path.read_bytes())
     try:
-        pipeline.extract_kg({"one": one}, tmp / "one-kg" / path.stem, workers=1, progress=False)
+        out = tmp / "one-kg" / path.stem
+        pipeline.extract_kg({"one": one}, out, ExtractConfig(workers=1), progress=False)
     except Exception:
         return True
     return False

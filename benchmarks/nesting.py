@@ -78,6 +78,7 @@ def run_one(kind: str, depth: int) -> dict:
     """In this process: write the file, extract it, report time, memory and its row of files.parquet."""
     import pyarrow.parquet as pq
 
+    from graphmer.config import ExtractConfig
     from graphmer.extract.pipeline import extract_kg
 
     name, source = KINDS[kind](depth)
@@ -87,7 +88,8 @@ def run_one(kind: str, depth: int) -> dict:
         (src / name).write_text(source)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
-        extract_kg({"p": src}, Path(tmp, "kg"), max_file_bytes=50_000_000, progress=False)
+        cfg = ExtractConfig(workers=1, max_file_bytes=50_000_000)
+        extract_kg({"p": src}, Path(tmp, "kg"), cfg, progress=False)
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         row = pq.read_table(Path(tmp, "kg", "files.parquet")).to_pylist()[0]

@@ -11,15 +11,8 @@ from graphmer.extract.pipeline import extract_kg, source_roots
 
 
 def main() -> None:
-    cfg = load_section("extract")
-    m = extract_kg(
-        source_roots("data/raw"),
-        "data/kg",
-        workers=cfg.resolved_workers,
-        max_file_bytes=cfg.max_file_bytes,
-        chunk_files=cfg.chunk_files,
-        metrics_path="metrics/kg.json",
-    )
+    cfg, paths = load_section("extract"), load_section("paths")
+    m = extract_kg(source_roots(paths.raw), paths.kg, cfg, metrics_path=paths.metrics / "kg.json")
     print(
         f"extract: {m['files_extracted']} files, {m['entities']} entities, {m['triples']} triples "
         f"({m['mb_per_s']} MB/s)"

@@ -11,8 +11,8 @@ from graphmer.corpus.fetch import fetch_corpus
 
 
 def main() -> None:
-    paths = load_section("paths")
-    m = fetch_corpus(load_section("corpus"), paths.raw, paths.metrics / "corpus.json")
+    corpus, extract, paths = load_section("corpus"), load_section("extract"), load_section("paths")
+    m = fetch_corpus(corpus, paths.raw, paths.metrics / "corpus.json", extract)
     langs = ", ".join(f"{lang} {v['files']}" for lang, v in m["by_language"].items())
     print(f"fetch: {m['files']} source files ({langs}); {m['skipped_files']} skipped")
 

@@ -13,9 +13,8 @@ from graphmer.split import build_split
 
 def main() -> None:
     paths = load_section("paths")
-    m = build_split(
-        paths.kg / "files.parquet", paths.raw, paths.split, load_section("split"), paths.metrics / "split.json"
-    )
+    files, metrics = paths.kg / "files.parquet", paths.metrics / "split.json"
+    m = build_split(files, paths.raw, paths.split, load_section("split"), metrics)
     f = m["files"]
     print(
         f"split ({m['by']}): {f['train']} train / {f['dev']} dev / {f['test']} test files, "

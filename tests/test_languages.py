@@ -1,5 +1,6 @@
 import pytest
 
+from graphmer.config import ExtractConfig
 from graphmer.languages import language_of, skip_reason
 
 
@@ -36,9 +37,24 @@ def test_language_by_extension(path, lang):
     ],
 )
 def test_skip_reasons(path, data, reason):
-    assert skip_reason(path, data) == reason
+    assert skip_reason(path, data, ExtractConfig()) == reason
 
 
 def test_size_cap():
-    assert skip_reason("big.py", b"x = 1\n" * 100, max_bytes=50) == "too_large"
-    assert skip_reason("big.py", b"x = 1\n" * 100, max_bytes=None) is None
+    assert skip_reason("big.py", b"x = 1\n" * 100, ExtractConfig(), max_bytes=50) == "too_large"
+    assert skip_reason("big.py", b"x = 1\n" * 100, ExtractConfig(), max_bytes=None) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "line_bytes", "mean_line_bytes", "reason"),
+    [
+        (b"var a=1;" * 1000, 5000, 300, "minified"),  # one 8,000-byte line
+        (b"var a=1;" * 1000, 9000, 300, "minified"),  # ... whose mean is over 300 too
+        (b"var a=1;" * 1000, 9000, 9000, None),
+        (b"var a=1;" * 100 + b"\n", 500, 9000, "minified"),  # 800 bytes: too short for the mean
+        (b"var a=1;" * 100 + b"\n", 900, 300, None),
+    ],
+)
+def test_minified_thresholds_come_from_the_config(data, line_bytes, mean_line_bytes, reason):
+    cfg = ExtractConfig(minified_line_bytes=line_bytes, minified_mean_line_bytes=mean_line_bytes)
+    assert skip_reason("app.js", data, cfg) == reason

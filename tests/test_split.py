@@ -8,7 +8,7 @@ import pytest
 
 from graphmer import GraphmerError
 from graphmer.config import ConfigError, SplitConfig
-from graphmer.split import assign_splits, build_split, read_split
+from graphmer.split import assign_splits, build_split, read_split, twin_groups
 
 
 def _module(i: int) -> str:
@@ -97,3 +97,10 @@ def test_build_split_writes_what_read_split_reads(tmp_path):
 def test_bad_split_configs_are_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         SplitConfig(**kwargs)
+
+
+def test_a_distinctive_line_has_at_least_min_line_chars(tmp_path):
+    short = "".join(f"value_{j} = 1000{j}\n" for j in range(8))  # 15 characters a line
+    texts = {"a.py": short, "b.py": short + "extra = 1\n"}
+    assert twin_groups(texts, SplitConfig())["b.py"] == "b.py"
+    assert twin_groups(texts, SplitConfig(min_line_chars=15))["b.py"] == "a.py"

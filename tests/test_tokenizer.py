@@ -4,7 +4,16 @@ import pytest
 from transformers import PreTrainedTokenizerFast
 
 from graphmer import GraphmerError
-from graphmer.tokenizer import IDENTIFIER, SPECIAL_TOKENS, build, leaf_ids, load, save, train_tokenizer
+from graphmer.tokenizer import (
+    IDENTIFIER,
+    SPECIAL_TOKENS,
+    build,
+    leaf_ids,
+    leaf_ids_by_name,
+    load,
+    save,
+    train_tokenizer,
+)
 from tests.conftest import ROOT
 
 SNIPPETS = {
@@ -69,6 +78,14 @@ def test_a_name_has_the_same_ids_in_the_code_and_in_the_leaves():
                 assert tuple(ids[first : first + len(leaf)]) == leaf, (name, text[m.start() - 10 : m.end()])
                 checked += 1
     assert checked > 1000
+
+
+def test_leaf_ids_by_name_are_each_names_leaf_ids(tok):
+    names = ["get", "_cache_key", "get", "Café", ""]
+    by_name = leaf_ids_by_name(tok, iter(names), 3)
+    assert sorted(by_name) == ["", "Café", "_cache_key", "get"]  # each name once
+    assert [by_name[n] for n in names] == leaf_ids(tok, names, 3)
+    assert by_name[""] == () and all(0 < len(ids) <= 3 for n, ids in by_name.items() if n)
 
 
 def test_transformers_loads_it(tok, tmp_path):

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import torch
 
 from graphmer.config import SamplesConfig
+from graphmer.relations import NUM_RELATIONS
 from graphmer.tokenizer import MASK, PAD, SPECIAL_TOKENS
 
 IGNORE = -100
@@ -123,9 +124,9 @@ class LeafyChains(torch.utils.data.Dataset):
         self.vocab_size = max(vocab.values()) + 1
         self.begins, self.ends = word_starts(vocab)
         counts = np.bincount(
-            np.concatenate([c[2] for c in self.cands] or [np.zeros(0, np.int64)]), minlength=16
+            np.concatenate([c[2] for c in self.cands] or [np.zeros(0, np.int64)]), minlength=NUM_RELATIONS
         ).astype(float)
-        self.rel_weight = 1.0 / np.maximum(counts, 1.0) if masking.balance else np.ones(16)
+        self.rel_weight = 1.0 / np.maximum(counts, 1.0) if self.m.balance else np.ones(NUM_RELATIONS)
 
     def __len__(self) -> int:
         return len(self.roots_ids)

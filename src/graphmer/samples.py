@@ -29,9 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from graphmer import GraphmerError, atomic, progress_bar
-from graphmer.relations import RELATION_NAMES
+from graphmer.kg import entity_names
+from graphmer.relations import NUM_RELATIONS, RELATION_NAMES
 from graphmer.split import SPLITS, read_split
-from graphmer.tokenizer import IDENTIFIER, leaf_ids
+from graphmer.tokenizer import IDENTIFIER, leaf_ids, leaf_ids_by_name
 from graphmer.tokenizer import load as load_tokenizer
 
 WINDOW_SCHEMA = pa.schema(
@@ -126,8 +127,7 @@ class KG:
     with the split of the file each was extracted from."""
 
     def __init__(self, kg_dir: Path, splits: dict[str, str]):
-        ent = pq.read_table(kg_dir / "entities.parquet", columns=["id", "name"]).to_pydict()
-        self.name = dict(zip(ent["id"], ent["name"]))
+        self.name = entity_names(kg_dir)
         cols = ["head", "relation", "tail", "file"]
         tri = pq.read_table(kg_dir / "triples.parquet", columns=cols).to_pydict()
         self.out: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
@@ -142,7 +142,9 @@ class KG:
 
 
 def is_word_of(name: str, chars: str, words: set[str]) -> bool:
-    """Does `name` occur in the code as a whole word (or dotted name), not inside a longer one?"""
+    """Does `name` occur in the code as a whole word (or dotted name), not inside a longer one?
+    (A dotted name's edges are `\\w`, wider than IDENTIFIER's ASCII class: a non-ASCII letter beside
+    it makes it part of a longer word. Changing that would change the samples' `cand_copyable`.)"""
     if name in words:
         return True
     return "." in name and re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", chars) is not None
@@ -221,7 +223,7 @@ def build_samples(
     for name, table in (("tails", tail_table), ("candidates", candidates)):
         atomic.write_parquet(out_dir / f"{name}.parquet", table)
     metrics = sample_metrics(windows, tail_table, layout, splits)
-    rel = np.bincount(candidates.column("relation").to_numpy(), minlength=len(RELATION_NAMES))
+    rel = np.bincount(candidates.column("relation").to_numpy(), minlength=NUM_RELATIONS)
     metrics["candidates_per_relation"] = {name: int(rel[i]) for i, name in enumerate(RELATION_NAMES)}
     if metrics_path is not None:
         atomic.write_json(metrics_path, metrics)
@@ -231,11 +233,10 @@ def build_samples(
 def candidate_table(kg_dir: Path, splits: dict[str, str], tok, leaves: int) -> pa.Table:
     """Distinct tails per relation as leaf-token sequences (the tokens a leaf group holds),
     counted over the training graph (triples from training files) and the whole graph."""
-    ent = pq.read_table(kg_dir / "entities.parquet", columns=["id", "name"]).to_pydict()
-    name_of = dict(zip(ent["id"], ent["name"]))
+    name_of = entity_names(kg_dir)
     tri = pq.read_table(kg_dir / "triples.parquet", columns=["relation", "tail", "file"]).to_pydict()
-    names = sorted({name_of.get(t, t) for t in tri["tail"]})
-    ids_of = {n: ids for n, ids in zip(names, leaf_ids(tok, names, leaves)) if ids}
+    forms = leaf_ids_by_name(tok, (name_of.get(t, t) for t in tri["tail"]), leaves)
+    ids_of = {n: ids for n, ids in forms.items() if ids}
     train, total = Counter(), Counter()
     first_name: dict[tuple, str] = {}
     for r, t, f in zip(tri["relation"], tri["tail"], tri["file"]):

@@ -4,9 +4,10 @@
    de-duplicated: the first by path is kept, the others are `duplicate` and used by
    no split.
 2. Near-duplicates are grouped: a file most of whose distinctive lines (stripped,
-   >= 20 characters, found in at most `MAX_LINE_FILES` files, so license headers
-   and `return None` do not count) occur in one other file goes with that file, so
-   an edited copy never sits on the other side of the split from its twin.
+   at least `min_line_chars` characters, found in at most `MAX_LINE_FILES` files,
+   so license headers and `return None` do not count) occur in one other file goes
+   with that file, so an edited copy never sits on the other side of the split from
+   its twin.
 3. `by: file`: each group goes to test, dev or train by a salted hash of its
    smallest member's content hash, so a file's split does not depend on unrelated
    files. `by: source`: the sources named in `test_sources` / `dev_sources` are
@@ -29,7 +30,6 @@ from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SplitConfig
 
 SPLITS = ("train", "dev", "test")
-MIN_LINE_CHARS = 20
 MAX_LINE_FILES = 3  # a line in more files than this is boilerplate, not a fingerprint
 MIN_DISTINCTIVE = 5  # a file needs this many distinctive lines to be called anyone's twin
 
@@ -42,20 +42,21 @@ def hash_split(sha256: str, cfg: SplitConfig) -> str:
     return "dev" if u < cfg.test_fraction + cfg.dev_fraction else "train"
 
 
-def distinctive_lines(texts: dict[str, str]) -> dict[str, set[str]]:
+def distinctive_lines(texts: dict[str, str], cfg: SplitConfig) -> dict[str, set[str]]:
     """path -> its lines that are long and rare enough to fingerprint it."""
     lines = {
-        p: {s for s in (x.strip() for x in t.splitlines()) if len(s) >= MIN_LINE_CHARS}
+        p: {s for s in (x.strip() for x in t.splitlines()) if len(s) >= cfg.min_line_chars}
         for p, t in texts.items()
     }
     df = Counter(line for ls in lines.values() for line in ls)
     return {p: {x for x in ls if df[x] <= MAX_LINE_FILES} for p, ls in lines.items()}
 
 
-def twin_groups(texts: dict[str, str], share: float) -> dict[str, str]:
+def twin_groups(texts: dict[str, str], cfg: SplitConfig) -> dict[str, str]:
     """path -> its group's representative (smallest path): files linked by the near-duplicate
-    relation, closed transitively (union-find)."""
-    lines = distinctive_lines(texts)
+    relation (sharing `cfg.near_duplicate_share` of their distinctive lines), closed transitively
+    (union-find)."""
+    lines = distinctive_lines(texts, cfg)
     where: dict[str, list[str]] = defaultdict(list)
     for p, ls in lines.items():
         for x in ls:
@@ -74,7 +75,7 @@ def twin_groups(texts: dict[str, str], share: float) -> dict[str, str]:
         shared = Counter(q for x in ls for q in where[x] if q != p)
         if shared:
             q, n = max(shared.items(), key=lambda kv: (kv[1], kv[0]))
-            if n >= share * len(ls):
+            if n >= cfg.near_duplicate_share * len(ls):
                 a, b = sorted((find(p), find(q)))
                 parent[b] = a
     return {p: find(p) for p in texts}
@@ -104,7 +105,7 @@ def assign_splits(
         p: (Path(raw_dir) / p).read_bytes().decode("utf-8", "replace")
         for p, _, _ in progress_bar(kept, desc="split", unit="file", disable=not progress)
     }
-    group = twin_groups(texts, cfg.near_duplicate_share)
+    group = twin_groups(texts, cfg)
     sha_of = {p: h for p, _, h in kept}
     source_of = {p: s for p, s, _ in kept}
     if cfg.by == "file":

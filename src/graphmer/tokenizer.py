@@ -25,10 +25,15 @@ PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
 SPECIAL_TOKENS_MAP = dict(
     zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), SPECIAL_TOKENS)
 )
+# What the tokenizer keeps whole as an identifier: ASCII only (Python and JavaScript allow other
+# letters, but a non-ASCII letter is pre-tokenized with punctuation, so it splits a name).
+WORD_CHARS = "A-Za-z0-9_$"
+IDENTIFIER_PATTERN = f"[A-Za-z_$][{WORD_CHARS}]*"
+IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 # An identifier (never with a leading space: one token form everywhere), a number or a run of
-# punctuation (each with one optional leading space), a run of whitespace.
-PRETOKEN = r"[A-Za-z_$][A-Za-z0-9_$]*| ?[0-9]+| ?[^\sA-Za-z0-9_$]+|\s+"
-IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+# punctuation (each with one optional leading space), a run of whitespace. tokenizer.json stores
+# this string: changing it changes every token.
+PRETOKEN = rf"{IDENTIFIER_PATTERN}| ?[0-9]+| ?[^\s{WORD_CHARS}]+|\s+"
 
 
 def new_tokenizer() -> Tokenizer:
@@ -70,6 +75,12 @@ def leaf_ids(tok: Tokenizer, names: list[str], leaves: int) -> list[tuple[int, .
     where it occurs in the code (the one place that encodes tails, so samples, training and
     evaluation agree)."""
     return [tuple(e.ids[:leaves]) for e in tok.encode_batch(list(names))]
+
+
+def leaf_ids_by_name(tok: Tokenizer, names: Iterable[str], leaves: int) -> dict[str, tuple[int, ...]]:
+    """`leaf_ids` of each distinct name, by name (each name encoded once)."""
+    unique = sorted(set(names))
+    return dict(zip(unique, leaf_ids(tok, unique, leaves)))
 
 
 def save(tok: Tokenizer, path: str | Path) -> None:

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from graphmer.config import ExtractConfig
 from graphmer.extract.pipeline import extract_kg
 from graphmer.relations import Relation
 
@@ -15,11 +16,11 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def extract_tables(
-    tmp_path: Path, files: dict[str, str | bytes], workers: int = 1
+    tmp_path: Path, files: dict[str, str | bytes], cfg: ExtractConfig | None = None
 ) -> dict[str, pd.DataFrame]:
     src = write_tree(tmp_path / "src" / "proj", files)
     out = tmp_path / "kg"
-    extract_kg({"proj": src}, out, workers=workers, progress=False)
+    extract_kg({"proj": src}, out, cfg or ExtractConfig(workers=1), progress=False)
     return {
         name: pd.read_parquet(out / f"{name}.parquet")
         for name in ("files", "entities", "mentions", "triples")

@@ -4,7 +4,9 @@ import pandas as pd
 import pytest
 
 from graphmer.cli import main
-from graphmer.extract.pipeline import extract_kg
+from graphmer.config import ExtractConfig
+from graphmer.extract.pipeline import SCHEMAS, extract_kg
+from graphmer.extract.resolve import ENTITY_COLUMNS, MENTION_COLUMNS, TRIPLE_COLUMNS
 from graphmer.relations import Relation
 from tests.extract.helpers import extract_tables, triples, write_tree
 
@@ -29,7 +31,7 @@ def bad(tmp_path_factory):
     }
     src = write_tree(tmp / "src" / "proj", files)
     (src / "link.py").symlink_to(src / "ok.py")
-    extract_kg({"proj": src}, tmp / "kg", max_file_bytes=20_000, progress=False)
+    extract_kg({"proj": src}, tmp / "kg", ExtractConfig(max_file_bytes=20_000), progress=False)
     return {n: pd.read_parquet(tmp / "kg" / f"{n}.parquet") for n in ("files", "triples")}
 
 
@@ -65,6 +67,7 @@ def test_deep_nesting_does_not_crash(bad):
 
 
 def test_same_output_with_one_or_two_workers(tmp_path):
+    """One process with one chunk, or a pool of two over chunks of two files: the same tables."""
     files = {
         f"pkg/m{i}.py": f"from pkg.m{(i + 1) % 7} import f{(i + 1) % 7}\n\n"
         f"def f{i}(x: int) -> int:\n    return f{(i + 1) % 7}(x)\n"
@@ -78,8 +81,8 @@ def test_same_output_with_one_or_two_workers(tmp_path):
             "j/A.java": "package j; class A { void f() { new A(); } }\n",
         }
     )
-    one = extract_tables(tmp_path / "one", files, workers=1)
-    two = extract_tables(tmp_path / "two", files, workers=2)
+    one = extract_tables(tmp_path / "one", files, ExtractConfig(workers=1))
+    two = extract_tables(tmp_path / "two", files, ExtractConfig(workers=2, chunk_files=2))
     for name in one:
         pd.testing.assert_frame_equal(one[name], two[name])
     assert len(one["triples"]) > 30
@@ -114,6 +117,27 @@ def test_resolution_labels(tmp_path):
         ("py:pkg.b.B.unique_name", "name"),
         ("py:?.nowhere", "unresolved"),
     } <= got
+
+
+@pytest.mark.parametrize(("depth", "tail"), [(8, "py:pkg.m2.f"), (2, "py:pkg.m1.f")])
+def test_resolve_depth_bounds_the_re_exports_followed(tmp_path, depth, tail):
+    """`f` is defined in m2 and re-exported by m1; use.py imports it from m0, which imports it from
+    m1: two re-exports, each two links."""
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/m0.py": "from pkg.m1 import f\n",
+        "pkg/m1.py": "from pkg.m2 import f\n",
+        "pkg/m2.py": "def f():\n    pass\n",
+        "pkg/use.py": "from pkg.m0 import f\n\ndef g():\n    f()\n",
+    }
+    t = extract_tables(tmp_path, files, ExtractConfig(workers=1, resolve_depth=depth))
+    assert ("py:pkg.use.g", tail) in triples(t, Relation.CALLS)
+
+
+def test_resolution_builds_the_columns_the_schemas_name():
+    assert SCHEMAS["entities"].names == list(ENTITY_COLUMNS)
+    assert SCHEMAS["mentions"].names == list(MENTION_COLUMNS)
+    assert SCHEMAS["triples"].names == list(TRIPLE_COLUMNS)
 
 
 def test_mentions_anchor_definitions_and_resolved_references(tmp_path):

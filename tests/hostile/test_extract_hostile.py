@@ -13,7 +13,8 @@ import pytest
 
 from graphmer import GraphmerError
 from graphmer.cli import main as cli_main
-from graphmer.extract import model, pipeline
+from graphmer.config import ExtractConfig
+from graphmer.extract import pipeline, records
 from graphmer.extract.pipeline import Task, extract_kg, extract_one, plan
 from graphmer.languages import SkipFile, read_regular, special_file_reason
 from graphmer.relations import Relation
@@ -23,10 +24,10 @@ from tests.hostile import within
 OK = {"ok.py": "def f():\n    g()\n\ndef g():\n    pass\n"}
 
 
-def run(tmp_path: Path, src: Path, seconds: int = 20, **kw) -> dict[str, pd.DataFrame]:
+def run(tmp_path: Path, src: Path, seconds: int = 20, **settings) -> dict[str, pd.DataFrame]:
     """extract_kg over `src` (one source, `proj`) in this process, within `seconds`."""
     with within(seconds):
-        extract_kg({"proj": src}, tmp_path / "kg", workers=1, progress=False, **kw)
+        extract_kg({"proj": src}, tmp_path / "kg", ExtractConfig(workers=1, **settings), progress=False)
     return {n: pd.read_parquet(tmp_path / "kg" / f"{n}.parquet") for n in ("files", "triples")}
 
 
@@ -60,7 +61,7 @@ def test_a_character_device_is_never_read():
     read, it would be listed as `empty`."""
     task = Task("proj/null.py", "/dev/null", "proj", "python", "null")
     with within(10):
-        row, graph = extract_one(task, 1_000_000)
+        row, graph = extract_one(task, ExtractConfig())
     assert (row["skipped"], row["bytes"], graph) == ("not_regular_file", 0, None)
     with pytest.raises(SkipFile) as err:
         read_regular(Path("/dev/zero"), max_bytes=1000)  # capped, so a regression fails, not swaps
@@ -101,7 +102,7 @@ def test_a_vanished_file_is_listed_unreadable(tmp_path):
     src = write_tree(tmp_path / "src", {**OK, "gone.py": "x = 1\n"})
     tasks = plan({"proj": src})
     (src / "gone.py").unlink()  # between the listing and the read
-    rows = {Path(t.path).name: extract_one(t, 1_000_000)[0]["skipped"] for t in tasks}
+    rows = {Path(t.path).name: extract_one(t, ExtractConfig())[0]["skipped"] for t in tasks}
     assert rows == {"ok.py": None, "gone.py": "unreadable"}
 
 
@@ -162,7 +163,7 @@ def test_a_bad_output_is_refused_before_parsing(tmp_path, monkeypatch, case):
     }[case]
     no_parsing(monkeypatch)
     with pytest.raises(GraphmerError) as err:
-        extract_kg({"proj": src}, out, workers=1, metrics_path=metrics, progress=False)
+        extract_kg({"proj": src}, out, ExtractConfig(workers=1), metrics_path=metrics, progress=False)
     assert "\n" not in str(err.value)
     assert str(metrics if case == "metrics_is_a_folder" else out) in str(err.value)
 
@@ -200,7 +201,7 @@ def test_deeply_nested_definitions_are_skipped_quickly(tmp_path, lang, depth):
 
 
 def test_nesting_up_to_the_cap_is_extracted(tmp_path, monkeypatch):
-    monkeypatch.setattr(model, "MAX_NESTING", 3)
+    monkeypatch.setattr(records, "MAX_NESTING", 3)
     src = write_tree(
         tmp_path / "src",
         {"three.py": nested_definitions("python", 3)[1], "four.py": nested_definitions("python", 4)[1]},
@@ -221,7 +222,7 @@ def test_deeper_than_counts_levels_exactly():
     for source in (b"x = 1\n", b"x = [[[1]]]\n", b"def f():\n    return (a.b.c(1) + [2])\n" * 50):
         root = Parser(python.LANGUAGE).parse(source).root_node
         d = depth(root)
-        assert model.deeper_than(root, d - 1) and not model.deeper_than(root, d)
+        assert records.deeper_than(root, d - 1) and not records.deeper_than(root, d)
 
 
 def test_deep_syntax_is_skipped_quickly(tmp_path):
@@ -233,7 +234,7 @@ def test_deep_syntax_is_skipped_quickly(tmp_path):
 
 
 def test_deep_syntax_under_the_cap_is_extracted(tmp_path, monkeypatch):
-    monkeypatch.setattr(model, "MAX_SYNTAX_DEPTH", 40)
+    monkeypatch.setattr(records, "MAX_SYNTAX_DEPTH", 40)
     src = write_tree(
         tmp_path / "src",
         {

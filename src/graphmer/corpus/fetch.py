@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from graphmer import GraphmerError, atomic, progress_bar
-from graphmer.config import CorpusConfig, SourceConfig
+from graphmer.config import CorpusConfig, ExtractConfig, SourceConfig
 from graphmer.corpus.archive import Limits
 from graphmer.corpus.sources import FetchError, PathFilter, fetch_source
 from graphmer.languages import (
@@ -26,8 +26,9 @@ from graphmer.languages import (
 )
 
 
-def select_files(root: Path, src: SourceConfig, dest: Path, limits: Limits) -> dict:
-    """Copy the source's language files from `root` to `dest`; return its corpus counts.
+def select_files(root: Path, src: SourceConfig, dest: Path, limits: Limits, extract: ExtractConfig) -> dict:
+    """Copy the source's language files from `root` to `dest`; return its corpus counts (a file
+    that extraction with `extract` will skip is copied but not counted).
 
     Only regular files are read (a FIFO would hang the read, a device never end), none over the
     archive member cap (a local folder has no archive to cap it), and a name that is not UTF-8
@@ -53,7 +54,7 @@ def select_files(root: Path, src: SourceConfig, dest: Path, limits: Limits) -> d
         out = dest / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
-        reason = skip_reason(rel, data)
+        reason = skip_reason(rel, data, extract)
         if reason:
             skipped[reason] += 1
         else:
@@ -106,9 +107,16 @@ def check_out_dir(out_dir: Path) -> None:
         )
 
 
-def fetch_corpus(cfg: CorpusConfig, out_dir: str | Path, metrics_path: str | Path | None = None) -> dict:
-    """Fetch all sources into `out_dir` (replaced atomically, only when every source succeeds)."""
+def fetch_corpus(
+    cfg: CorpusConfig,
+    out_dir: str | Path,
+    metrics_path: str | Path | None = None,
+    extract: ExtractConfig | None = None,
+) -> dict:
+    """Fetch all sources into `out_dir` (replaced atomically, only when every source succeeds);
+    `extract` (default: its defaults) decides which files count as the corpus, as extraction will."""
     out_dir = Path(out_dir)
+    extract = extract or ExtractConfig()
     check_out_dir(out_dir)
     limits = Limits(cfg.max_archive_member_bytes, cfg.max_archive_total_bytes, cfg.max_archive_members)
     per_source: dict[str, dict] = {}
@@ -117,7 +125,7 @@ def fetch_corpus(cfg: CorpusConfig, out_dir: str | Path, metrics_path: str | Pat
         for src in progress_bar(cfg.sources, desc="fetch", unit="source"):
             with atomic.scratch_dir(out_dir) as work:
                 root = fetch_source(src, work, limits)
-                per_source[src.name] = select_files(root, src, staging / src.name, limits)
+                per_source[src.name] = select_files(root, src, staging / src.name, limits, extract)
         metrics = summarize(per_source)
         if metrics_path is not None:
             atomic.write_json(metrics_path, metrics)

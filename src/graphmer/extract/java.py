@@ -23,7 +23,7 @@ from graphmer.extract.records import (
     scope_index,
     text,
 )
-from graphmer.relations import Relation as R
+from graphmer.relations import Relation
 
 LANGUAGE = Language(tree_sitter_java.language())
 QUERY = Query(
@@ -50,6 +50,7 @@ QUERY = Query(
 """,
 )
 PREFIX = "java:"
+METHOD = ("method",)  # what a reference belongs to: Java code runs only in methods
 TYPE_KINDS = {
     "class_declaration": "class",
     "interface_declaration": "interface",
@@ -185,14 +186,13 @@ class _File(FileState):
                 name = "<init>" if node.type == "constructor_declaration" else text(name_node)
             eid = f"{parent}.{name}"
             ids.append(eid)
-            self.entity(eid, kind, name, node, parent, name_node)
-            self.g.add(parent, R.CONTAINS, exact(eid), node, name_node)
+            self.define(eid, kind, name, node, parent, name_node)
             self._annotations(node, eid)
             if kind == "method":
                 self._method(node, eid, parent)
             else:
                 self._type(node, eid, parent)
-        return [(n, i, p) for n, i, p in zip(defs, ids, parents)]
+        return list(zip(defs, ids, parents))
 
     def _annotations(self, node, eid: str) -> None:
         mods = next((c for c in node.children if c.type == "modifiers"), None)
@@ -200,7 +200,7 @@ class _File(FileState):
             if ann.type in ("marker_annotation", "annotation"):
                 name_node = ann.child_by_field_name("name")
                 name = text(name_node)
-                self.g.add(eid, R.DECORATED_BY, Ref("dotted", name, eid), ann, name_node)
+                self.g.add(eid, Relation.DECORATED_BY, Ref("dotted", name, eid), ann, name_node)
                 if name.rsplit(".", 1)[-1] == "Test":
                     self.tests.add(eid)
 
@@ -208,8 +208,8 @@ class _File(FileState):
         sup = node.child_by_field_name("superclass")
         for t in sup.named_children if sup is not None else []:
             if name := type_name(t):
-                self.g.add(eid, R.INHERITS, Ref("dotted", name, parent), t)
-        for field_name, rel in (("interfaces", R.IMPLEMENTS), (None, R.INHERITS)):
+                self.g.add(eid, Relation.INHERITS, Ref("dotted", name, parent), t)
+        for field_name, rel in (("interfaces", Relation.IMPLEMENTS), (None, Relation.INHERITS)):
             holder = (
                 node.child_by_field_name(field_name)
                 if field_name
@@ -224,17 +224,15 @@ class _File(FileState):
         body = node.child_by_field_name("body")
         for member in body.named_children if body is not None else []:
             if member.type in ("field_declaration", "constant_declaration"):
-                tname = type_name(member.child_by_field_name("type"))
+                tnode = member.child_by_field_name("type")
+                tname = type_name(tnode)
                 for decl in member.children_by_field_name("declarator"):
                     n = decl.child_by_field_name("name")
-                    fid = f"{eid}.{text(n)}"
-                    self.entity(fid, "field", text(n), decl, eid, n)
-                    self.g.add(eid, R.HAS_FIELD, exact(fid), decl, n)
+                    # Every declaration links its field, a repeated one too (unlike `field`).
+                    fid = self.member(eid, "field", Relation.HAS_FIELD, n, decl)
                     self.vars.setdefault(eid, {})[text(n)] = tname or ""
                     if tname:
-                        self.g.add(
-                            fid, R.HAS_TYPE, Ref("dotted", tname, eid), member.child_by_field_name("type")
-                        )
+                        self.g.add(fid, Relation.HAS_TYPE, Ref("dotted", tname, eid), tnode)
 
     def _method(self, node, eid: str, cls: str) -> None:
         if (
@@ -255,20 +253,18 @@ class _File(FileState):
                 continue
             if name_node is None:
                 continue
-            pid = f"{eid}.{text(name_node)}"
-            self.entity(pid, "parameter", text(name_node), param, eid, name_node)
-            self.g.add(eid, R.HAS_PARAMETER, exact(pid), param, name_node)
+            pid = self.parameter(eid, name_node, param)
             tname = type_name(tnode)
             self.vars.setdefault(eid, {})[text(name_node)] = tname or ""
             if tname:
-                self.g.add(pid, R.HAS_TYPE, Ref("dotted", tname, eid), tnode)
+                self.g.add(pid, Relation.HAS_TYPE, Ref("dotted", tname, eid), tnode)
         ret = type_name(node.child_by_field_name("type"))
         if ret:
-            self.g.add(eid, R.RETURNS, Ref("dotted", ret, eid), node.child_by_field_name("type"))
+            self.g.add(eid, Relation.RETURNS, Ref("dotted", ret, eid), node.child_by_field_name("type"))
         throws = next((c for c in node.children if c.type == "throws"), None)
         for t in throws.named_children if throws is not None else []:
             if name := type_name(t):
-                self.g.add(eid, R.RAISES, Ref("dotted", name, eid), t)
+                self.g.add(eid, Relation.RAISES, Ref("dotted", name, eid), t)
 
     def var_type(self, scope: str, name: str) -> str | None:
         for s in (scope, self.class_of(scope)):
@@ -289,7 +285,7 @@ class _File(FileState):
                 self.g.star_imports.append(PREFIX + name)
             else:
                 self.g.imports[name.rsplit(".", 1)[-1]] = PREFIX + name
-            self.g.add(head, R.IMPORTS, exact(PREFIX + name), node, target)
+            self.g.add(head, Relation.IMPORTS, exact(PREFIX + name), node, target)
 
     def call(self, node, scope: str) -> None:
         name_node, obj = node.child_by_field_name("name"), node.child_by_field_name("object")
@@ -308,15 +304,13 @@ class _File(FileState):
                 ref = Ref("member", name, scope)
         else:
             ref = Ref("member", name, scope)
-        self.g.add(scope, R.CALLS, ref, node, name_node)
-        if scope in self.tests:
-            self.g.add(scope, R.TESTS, ref, node, name_node)
+        self.add_call(scope, ref, node, name_node)
 
     def bare(self, ident, scope: str) -> None:
         """A bare name read or written in a method: a field access unless a local or parameter."""
         name = text(ident)
         if self.vars.get(scope, {}).get(name) is None and name[:1].islower() and self.class_of(scope):
-            self.g.add(scope, R.ACCESSES, Ref("self", name, self.class_of(scope)), ident)
+            self.g.add(scope, Relation.ACCESSES, Ref("self", name, self.class_of(scope)), ident)
 
 
 def extract(path: str, data: bytes, unit: str) -> FileGraph:
@@ -331,45 +325,41 @@ def extract(path: str, data: bytes, unit: str) -> FileGraph:
     f.entity(pkg, "package", pkg.split(":", 1)[1], pkg_node or root, None, pkg_name_node)
     defs = sorted(caps.get("def", []), key=lambda n: n.start_byte)
     scoped = f.definitions(pkg, defs)
-    scopes = scope_index(pkg, len(data), scoped)
+    f.scopes = scope_index(pkg, len(data), scoped)
     primary = next((i for n, i, p in scoped if p is None), pkg)
     f.imports(caps.get("import", []), primary)
-
-    def method_at(node) -> str | None:
-        sid, _ = scopes.at(node.start_byte)
-        return sid if f.kind.get(sid) == "method" else None
-
     for node in caps.get("local", []):
-        if (scope := method_at(node)) is not None:
+        if (scope := f.enclosing(node, METHOD)) is not None:
             tname = type_name(node.child_by_field_name("type")) or ""
             for decl in node.children_by_field_name("declarator"):
                 f.vars.setdefault(scope, {})[text(decl.child_by_field_name("name"))] = tname
     for node in caps.get("call", []):
-        if (scope := method_at(node)) is not None:
+        if (scope := f.enclosing(node, METHOD)) is not None:
             f.call(node, scope)
     for node in caps.get("new", []):
-        if (scope := method_at(node)) is not None and (name := type_name(node.child_by_field_name("type"))):
-            f.g.add(scope, R.INSTANTIATES, Ref("dotted", name, scope), node, node.child_by_field_name("type"))
+        tnode = node.child_by_field_name("type")
+        if (scope := f.enclosing(node, METHOD)) is not None and (name := type_name(tnode)):
+            f.g.add(scope, Relation.INSTANTIATES, Ref("dotted", name, scope), node, tnode)
     for node in caps.get("throw", []):
         expr = node.named_children[0] if node.named_children else None
         if expr is None or expr.type != "object_creation_expression":
             continue  # a rethrown variable: its type is not written here
         tnode = expr.child_by_field_name("type")
-        if (scope := method_at(node)) is not None and (name := type_name(tnode)):
-            f.g.add(scope, R.RAISES, Ref("dotted", name, scope), node, tnode)
+        if (scope := f.enclosing(node, METHOD)) is not None and (name := type_name(tnode)):
+            f.g.add(scope, Relation.RAISES, Ref("dotted", name, scope), node, tnode)
     for node in caps.get("catch", []):
-        if (scope := method_at(node)) is None:
+        if (scope := f.enclosing(node, METHOD)) is None:
             continue
         param = next((c for c in node.named_children if c.type == "catch_formal_parameter"), None)
         ctype = next((c for c in param.named_children if c.type == "catch_type"), None) if param else None
         for t in ctype.named_children if ctype is not None else []:
             if name := type_name(t):
-                f.g.add(scope, R.CATCHES, Ref("dotted", name, scope), t)
+                f.g.add(scope, Relation.CATCHES, Ref("dotted", name, scope), t)
     for node in caps.get("thisfield", []):
-        if (scope := method_at(node)) is not None:
+        if (scope := f.enclosing(node, METHOD)) is not None:
             field = node.child_by_field_name("field")
-            f.g.add(scope, R.ACCESSES, Ref("self", text(field), f.class_of(scope)), node, field)
+            f.g.add(scope, Relation.ACCESSES, Ref("self", text(field), f.class_of(scope)), node, field)
     for ident in caps.get("bare", []):
-        if (scope := method_at(ident)) is not None:
+        if (scope := f.enclosing(ident, METHOD)) is not None:
             f.bare(ident, scope)
     return f.g

@@ -22,6 +22,7 @@ import tree_sitter_javascript
 from tree_sitter import Language, Query
 
 from graphmer.extract.records import (
+    FUNCTIONS,
     FileGraph,
     FileState,
     Ref,
@@ -34,7 +35,7 @@ from graphmer.extract.records import (
     scope_index,
     text,
 )
-from graphmer.relations import Relation as R
+from graphmer.relations import Relation
 
 LANGUAGE = Language(tree_sitter_javascript.language())
 FUNCTION_VALUES = "[(function_expression) (arrow_function) (generator_function) (class)]"
@@ -129,6 +130,9 @@ GLOBALS = frozenset(
 JSDOC_PRIMITIVES = frozenset(
     ["number", "string", "boolean", "object", "any", "null", "undefined", "bigint", "symbol"]
 )
+# A JavaScript name is `[A-Za-z_$][\w$]*` here: `\w` takes any Unicode letter, as the language
+# does. Not the tokenizer's ASCII IDENTIFIER: the name read from JSDoc is matched to a parameter
+# the grammar parsed, whatever its letters.
 JSDOC_PARAM = re.compile(r"@param\s+\{([^}]*)\}\s+\[?([A-Za-z_$][\w$]*)")
 JSDOC_RETURN = re.compile(r"@returns?\s+\{([^}]*)\}")
 JSDOC_TYPE = re.compile(r"@type\s+\{([^}]*)\}")
@@ -213,15 +217,14 @@ class _File(FileState):
                 kind = "function"  # exports.f = function () {...}
             eid = self.child_id(parent, qualifier + name)
             ids.append(eid)
-            self.entity(eid, kind, name, node, parent, name_node)
-            self.g.add(parent, R.CONTAINS, exact(eid), node, name_node)
+            self.define(eid, kind, name, node, parent, name_node)
             if node.type == "call_expression":
                 self.tests.add(eid)
             if kind == "class":
                 self._class(value, eid, parent)
             elif kind in ("function", "method"):
                 self._function(node, value, eid)
-        return [(n, i, p) for n, i, p in zip(defs, ids, parents)]
+        return list(zip(defs, ids, parents))
 
     @staticmethod
     def _qualifier(node) -> str:
@@ -257,7 +260,7 @@ class _File(FileState):
         heritage = next((c for c in node.children if c.type == "class_heritage"), None)
         for base in heritage.named_children if heritage is not None else []:
             if name := dotted(base):
-                self.g.add(eid, R.INHERITS, Ref("dotted", name, parent), base)
+                self.g.add(eid, Relation.INHERITS, Ref("dotted", name, parent), base)
         for dec in (c for c in node.children if c.type == "decorator"):
             self._decorator(dec, eid)
 
@@ -266,7 +269,7 @@ class _File(FileState):
         if expr is not None and expr.type == "call_expression":
             expr = expr.child_by_field_name("function")
         if expr is not None and (name := dotted(expr)):
-            self.g.add(eid, R.DECORATED_BY, Ref("dotted", name, eid), dec, expr)
+            self.g.add(eid, Relation.DECORATED_BY, Ref("dotted", name, eid), dec, expr)
 
     def _function(self, node, value, eid: str) -> None:
         doc = self._jsdoc(node)
@@ -287,31 +290,26 @@ class _File(FileState):
                 name_node = param.named_children[0] if param.named_children else None
             if name_node is None or name_node.type != "identifier":
                 continue
-            pname = text(name_node)
-            pid = f"{eid}.{pname}"
-            self.entity(pid, "parameter", pname, param, eid, name_node)
-            self.g.add(eid, R.HAS_PARAMETER, exact(pid), param, name_node)
-            if types.get(pname):
-                self.g.add(pid, R.HAS_TYPE, Ref("dotted", types[pname], eid), param)
+            pid = self.parameter(eid, name_node, param)
+            if tname := types.get(text(name_node)):
+                self.g.add(pid, Relation.HAS_TYPE, Ref("dotted", tname, eid), param)
         ret = JSDOC_RETURN.search(doc)
         if ret and (tname := jsdoc_type(ret.group(1))) and tname not in ("void", "undefined"):
-            self.g.add(eid, R.RETURNS, Ref("dotted", tname, eid), node)
+            self.g.add(eid, Relation.RETURNS, Ref("dotted", tname, eid), node)
 
     def _jsdoc(self, node) -> str:
         """The /** */ comment right before a definition (or before its declaration statement)."""
         return self.docs.get(node.id, "")
 
-    def field(self, node, cls: str) -> None:
+    def class_field(self, node, cls: str) -> None:
+        """A field declared in a class body (`x = 1;`, `static y;`)."""
         prop = node.child_by_field_name("property")
         if prop is None:
             return
-        fid = f"{cls}.{text(prop)}"
-        if fid not in self.kind:
-            self.entity(fid, "field", text(prop), node, cls, prop)
-            self.g.add(cls, R.HAS_FIELD, exact(fid), node, prop)
+        fid = self.field(cls, prop, node)
         doc = self._jsdoc(node)
         if (m := JSDOC_TYPE.search(doc)) and (tname := jsdoc_type(m.group(1))):
-            self.g.add(fid, R.HAS_TYPE, Ref("dotted", tname, cls), node)
+            self.g.add(fid, Relation.HAS_TYPE, Ref("dotted", tname, cls), node)
 
     # ----------------------------------------------------------------- references
 
@@ -320,7 +318,7 @@ class _File(FileState):
         if source is None:
             return
         target = self.module_target(text(source).strip("'\"`"))
-        self.g.add(self.mid, R.IMPORTS, exact(target), node, source)
+        self.g.add(self.mid, Relation.IMPORTS, exact(target), node, source)
         clause = next((c for c in node.named_children if c.type == "import_clause"), None)
         for part in clause.named_children if clause is not None else []:
             if part.type == "identifier":  # default import
@@ -331,12 +329,12 @@ class _File(FileState):
                 for spec in part.named_children:
                     name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
                     self.g.imports[text(alias or name)] = f"{target}:{text(name)}"
-                    self.g.add(self.mid, R.IMPORTS, exact(f"{target}:{text(name)}"), node, name)
+                    self.g.add(self.mid, Relation.IMPORTS, exact(f"{target}:{text(name)}"), node, name)
 
     def require(self, node) -> None:
         spec = node.child_by_field_name("arguments").named_children[0]
         target = self.module_target(text(spec).strip("'\"`"))
-        self.g.add(self.mid, R.IMPORTS, exact(target), node, spec)
+        self.g.add(self.mid, Relation.IMPORTS, exact(target), node, spec)
         decl = self.requirers.get(node.id)
         if decl is not None:
             name = decl.child_by_field_name("name")
@@ -363,11 +361,8 @@ class _File(FileState):
                 ref = Ref("dotted", chain, scope)
             else:
                 ref = Ref("member", text(prop), scope)
-        if ref is None:
-            return
-        self.g.add(scope, R.CALLS, ref, node, span)
-        if scope in self.tests:
-            self.g.add(scope, R.TESTS, ref, node, span)
+        if ref is not None:
+            self.add_call(scope, ref, node, span)
 
     def this_prop(self, node, scope: str) -> None:
         cls = self.class_of(scope)
@@ -375,11 +370,8 @@ class _File(FileState):
             return
         prop = node.child_by_field_name("property")
         if node.id in self.this_set:
-            fid = f"{cls}.{text(prop)}"
-            if fid not in self.kind:
-                self.entity(fid, "field", text(prop), node, cls, prop)
-                self.g.add(cls, R.HAS_FIELD, exact(fid), node, prop)
-        self.g.add(scope, R.ACCESSES, Ref("self", text(prop), cls), node, prop)
+            self.field(cls, prop, node)
+        self.g.add(scope, Relation.ACCESSES, Ref("self", text(prop), cls), node, prop)
 
 
 def extract(path: str, data: bytes, unit: str) -> FileGraph:
@@ -391,37 +383,32 @@ def extract(path: str, data: bytes, unit: str) -> FileGraph:
     f.entity(f.mid, "module", unit.rsplit("/", 1)[-1], tree.root_node, None)
     tests = [n for n in caps.get("test", []) if dotted(n.child_by_field_name("function")) in TEST_CALLEES]
     defs = sorted(caps.get("def", []) + tests, key=lambda n: n.start_byte)
-    scoped = f.definitions(defs)
-    scopes = scope_index(f.mid, len(data), scoped)
+    f.scopes = scope_index(f.mid, len(data), f.definitions(defs))
     for node in caps.get("import", []):
         f.import_(node)
     for node in caps.get("require", []):
         f.require(node)
     for node in caps.get("field", []):
-        sid, _ = scopes.at(node.start_byte)
-        if f.kind.get(sid) == "class":
-            f.field(node, sid)
-    functions = ("function", "method")
-
-    def scope_of(node) -> str | None:
-        sid, _ = scopes.at(node.start_byte)
-        return sid if f.kind.get(sid) in functions else None
-
+        if (cls := f.enclosing(node, ("class",))) is not None:
+            f.class_field(node, cls)
     test_nodes = {n.id for n in tests}
     for node in caps.get("call", []):
-        if node.id not in test_nodes and (scope := scope_of(node)) is not None:
+        if node.id not in test_nodes and (scope := f.enclosing(node, FUNCTIONS)) is not None:
             f.call(node, scope)
     for node in caps.get("new", []):
         ctor = node.child_by_field_name("constructor")
-        if (scope := scope_of(node)) is not None and ctor is not None and (name := dotted(ctor)):
-            f.g.add(scope, R.INSTANTIATES, Ref("dotted", name, scope), node, ctor)
+        scope = f.enclosing(node, FUNCTIONS)
+        if scope is not None and ctor is not None and (name := dotted(ctor)):
+            f.g.add(scope, Relation.INSTANTIATES, Ref("dotted", name, scope), node, ctor)
     for node in caps.get("throw", []):
         expr = node.named_children[0] if node.named_children else None
-        if (scope := scope_of(node)) is not None and expr is not None and expr.type == "new_expression":
-            ctor = expr.child_by_field_name("constructor")
-            if ctor is not None and (name := dotted(ctor)):
-                f.g.add(scope, R.RAISES, Ref("dotted", name, scope), node, ctor)
+        if expr is None or expr.type != "new_expression":
+            continue  # a thrown variable or call: its type is not written here
+        ctor = expr.child_by_field_name("constructor")
+        scope = f.enclosing(node, FUNCTIONS)
+        if scope is not None and ctor is not None and (name := dotted(ctor)):
+            f.g.add(scope, Relation.RAISES, Ref("dotted", name, scope), node, ctor)
     for node in caps.get("thisprop", []):
-        if (scope := scope_of(node)) is not None:
+        if (scope := f.enclosing(node, FUNCTIONS)) is not None:
             f.this_prop(node, scope)
     return f.g

@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from graphmer import GraphmerError, atomic, progress_bar
+from graphmer.config import ExtractConfig
 from graphmer.extract import java, javascript, python
 from graphmer.extract.records import FileGraph, SkipExtraction
 from graphmer.extract.resolve import MENTION_COLUMNS, LanguageSpec, Resolver
@@ -37,7 +38,7 @@ from graphmer.languages import (
     read_regular,
     skip_reason,
 )
-from graphmer.relations import RELATION_NAMES, RESOLUTIONS
+from graphmer.relations import NUM_RELATIONS, RELATION_NAMES, RESOLUTIONS
 
 EXTRACTORS = {"python": python.extract, "java": java.extract, "javascript": javascript.extract}
 SPECS = {
@@ -50,7 +51,53 @@ SPECS = {
         module_candidates=javascript.module_candidates,
     ),
 }
-TABLES = ("files", "entities", "mentions", "triples")
+SCHEMAS = {
+    "files": pa.schema(
+        [
+            ("path", pa.string()),
+            ("source", pa.string()),
+            ("language", pa.string()),
+            ("bytes", pa.int64()),
+            ("sha256", pa.string()),
+            ("lines", pa.int64()),
+            ("error_nodes", pa.int64()),
+            ("skipped", pa.string()),
+        ]
+    ),
+    "entities": pa.schema(
+        [
+            ("id", pa.string()),
+            ("kind", pa.string()),
+            ("name", pa.string()),
+            ("language", pa.string()),
+            ("file", pa.string()),
+            ("start_line", pa.int64()),
+            ("end_line", pa.int64()),
+        ]
+    ),
+    "mentions": pa.schema(
+        [
+            ("entity_id", pa.string()),
+            ("file", pa.string()),
+            ("start_byte", pa.int64()),
+            ("end_byte", pa.int64()),
+            ("role", pa.string()),
+        ]
+    ),
+    "triples": pa.schema(
+        [
+            ("head", pa.string()),
+            ("relation", pa.int8()),
+            ("tail", pa.string()),
+            ("file", pa.string()),
+            ("line", pa.int64()),
+            ("resolution", pa.string()),
+            ("language", pa.string()),
+        ]
+    ),
+}
+"""The four tables of the graph (the columns every later stage reads), in the order they are
+built and written."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +107,10 @@ class Task:
     source: str
     language: str
     unit: str  # python: dotted module name; others: path inside the source
+
+
+FileResult = tuple[dict, FileGraph | None]
+"""One file's row of files.parquet and its FileGraph (None when skipped)."""
 
 
 def plan(roots: dict[str, Path]) -> list[Task]:
@@ -75,7 +126,7 @@ def plan(roots: dict[str, Path]) -> list[Task]:
     return tasks
 
 
-def extract_one(task: Task, max_bytes: int) -> tuple[dict, FileGraph | None]:
+def extract_one(task: Task, cfg: ExtractConfig) -> FileResult:
     """One file's row of files.parquet and its FileGraph (None when skipped).
 
     Never raises for what is in the file, its name or its kind: one bad file must not stop the
@@ -94,14 +145,14 @@ def extract_one(task: Task, max_bytes: int) -> tuple[dict, FileGraph | None]:
         return row, None
     rel = task.path.split("/", 1)[1]
     try:
-        data = read_regular(Path(task.abspath), max_bytes)
+        data = read_regular(Path(task.abspath), cfg.max_file_bytes)
     except SkipFile as skip:
         row["bytes"] = skip.size
         # As when large files were read whole: a path reason (vendored, ...) comes before too_large.
         row["skipped"] = (skip.reason == "too_large" and path_skip_reason(rel)) or skip.reason
         return row, None
     row.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), lines=data.count(b"\n"))
-    row["skipped"] = skip_reason(rel, data, max_bytes)
+    row["skipped"] = skip_reason(rel, data, cfg, cfg.max_file_bytes)
     if row["skipped"]:
         return row, None
     try:
@@ -129,33 +180,32 @@ def no_gc():
             gc.enable()
 
 
-def _extract_chunk(args: tuple[list[Task], int]) -> list[tuple[dict, FileGraph | None]]:
-    tasks, max_bytes = args
+def _extract_chunk(args: tuple[list[Task], ExtractConfig]) -> list[FileResult]:
+    tasks, cfg = args
     with no_gc():
-        return [extract_one(t, max_bytes) for t in tasks]
+        return [extract_one(t, cfg) for t in tasks]
 
 
-def parse_all(tasks: list[Task], workers: int, max_bytes: int, chunk: int, progress: bool = True):
-    chunks = [(tasks[i : i + chunk], max_bytes) for i in range(0, len(tasks), chunk)]
+def parse_all(tasks: list[Task], cfg: ExtractConfig, progress: bool = True) -> list[FileResult]:
+    """Every task's row and graph, in task order, from `cfg.resolved_workers` processes (this one
+    when there is a single chunk of `cfg.chunk_files` files: a pool would only add its start-up)."""
+    step = cfg.chunk_files
+    chunks = [(tasks[i : i + step], cfg) for i in range(0, len(tasks), step)]
+    workers = min(cfg.resolved_workers, len(chunks))
     bar = progress_bar(total=len(tasks), desc="extract", unit="file", disable=not progress)
-    results: list[tuple[dict, FileGraph | None]] = []
-    if workers <= 1:
-        mapped = map(_extract_chunk, chunks)
-        for part in mapped:
+    results: list[FileResult] = []
+    with contextlib.ExitStack() as stack:
+        mapper = map if workers <= 1 else stack.enter_context(ProcessPoolExecutor(workers)).map
+        for part in mapper(_extract_chunk, chunks):
             results += part
             bar.update(len(part))
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for part in pool.map(_extract_chunk, chunks):
-                results += part
-                bar.update(len(part))
     bar.close()
     return results
 
 
-def build_tables(results) -> dict[str, pa.Table]:
+def build_tables(results: list[FileResult], cfg: ExtractConfig) -> dict[str, pa.Table]:
     graphs = [g for _, g in results if g is not None]
-    resolver = Resolver(graphs, SPECS)
+    resolver = Resolver(graphs, SPECS, cfg.resolve_depth)
     triples, mentions = resolver.triples(graphs)
     defs = {k: [] for k in MENTION_COLUMNS}
     for g in graphs:
@@ -163,69 +213,18 @@ def build_tables(results) -> dict[str, pa.Table]:
             if e.span is not None:
                 for k, v in zip(MENTION_COLUMNS, (e.id, e.file, e.span[0], e.span[1], "def")):
                     defs[k].append(v)
-    files = {name: [r[name] for r, _ in results] for name in FILE_SCHEMA.names}
-    return {
-        "files": pa.table(files, schema=FILE_SCHEMA),
-        "entities": pa.table(resolver.entity_columns(triples), schema=ENTITY_SCHEMA),
-        "mentions": pa.table({k: defs[k] + mentions[k] for k in MENTION_COLUMNS}, schema=MENTION_SCHEMA),
-        "triples": pa.table(triples, schema=TRIPLE_SCHEMA),
+    columns = {
+        "files": {name: [r[name] for r, _ in results] for name in SCHEMAS["files"].names},
+        "entities": resolver.entity_columns(triples),
+        "mentions": {k: defs[k] + mentions[k] for k in MENTION_COLUMNS},
+        "triples": triples,
     }
-
-
-FILE_SCHEMA = pa.schema(
-    [
-        ("path", pa.string()),
-        ("source", pa.string()),
-        ("language", pa.string()),
-        ("bytes", pa.int64()),
-        ("sha256", pa.string()),
-        ("lines", pa.int64()),
-        ("error_nodes", pa.int64()),
-        ("skipped", pa.string()),
-    ]
-)
-ENTITY_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("kind", pa.string()),
-        ("name", pa.string()),
-        ("language", pa.string()),
-        ("file", pa.string()),
-        ("start_line", pa.int64()),
-        ("end_line", pa.int64()),
-    ]
-)
-MENTION_SCHEMA = pa.schema(
-    [
-        ("entity_id", pa.string()),
-        ("file", pa.string()),
-        ("start_byte", pa.int64()),
-        ("end_byte", pa.int64()),
-        ("role", pa.string()),
-    ]
-)
-TRIPLE_SCHEMA = pa.schema(
-    [
-        ("head", pa.string()),
-        ("relation", pa.int8()),
-        ("tail", pa.string()),
-        ("file", pa.string()),
-        ("line", pa.int64()),
-        ("resolution", pa.string()),
-        ("language", pa.string()),
-    ]
-)
-SCHEMAS = {
-    "files": FILE_SCHEMA,
-    "entities": ENTITY_SCHEMA,
-    "mentions": MENTION_SCHEMA,
-    "triples": TRIPLE_SCHEMA,
-}
+    return {name: pa.table(columns[name], schema=schema) for name, schema in SCHEMAS.items()}
 
 
 def write_tables(tables: dict[str, pa.Table], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in TABLES:
+    for name in SCHEMAS:
         atomic.write_parquet(out_dir / f"{name}.parquet", tables[name])
 
 
@@ -251,7 +250,7 @@ def kg_metrics(tables: dict[str, pa.Table], seconds: float) -> dict:
         "triples": len(triples["relation"]),
         "mentions": tables["mentions"].num_rows,
         "triples_by_language": {
-            lang: sum(per_rel[(i, lang)] for i in range(len(RELATION_NAMES))) for lang in LANGUAGES
+            lang: sum(per_rel[(i, lang)] for i in range(NUM_RELATIONS)) for lang in LANGUAGES
         },
         "triples_by_relation": {
             name: {lang: per_rel[(i, lang)] for lang in LANGUAGES} for i, name in enumerate(RELATION_NAMES)
@@ -282,13 +281,13 @@ def check_output(path: Path, folder: bool) -> None:
 def extract_kg(
     roots: dict[str, Path],
     out_dir: str | Path,
-    workers: int = 1,
-    max_file_bytes: int = 1_000_000,
-    chunk_files: int = 16,
+    cfg: ExtractConfig | None = None,
     metrics_path: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Extract every source root ({name: folder}) into out_dir/{files,entities,mentions,triples}.parquet."""
+    """Extract every source root ({name: folder}) into out_dir/{files,entities,mentions,triples}.parquet,
+    with `cfg`'s settings (default: ExtractConfig's defaults)."""
+    cfg = cfg or ExtractConfig()
     for name, root in roots.items():
         if not Path(root).is_dir():
             raise GraphmerError(f"{name}: {root} is not a folder")
@@ -302,8 +301,8 @@ def extract_kg(
             f"no Python, Java or JavaScript files under {', '.join(map(str, roots.values()))}"
         )
     with no_gc():
-        results = parse_all(tasks, workers, max_file_bytes, chunk_files, progress)
-        tables = build_tables(results)
+        results = parse_all(tasks, cfg, progress)
+        tables = build_tables(results, cfg)
         del results
     metrics = kg_metrics(tables, time.perf_counter() - start)
     write_tables(tables, Path(out_dir))

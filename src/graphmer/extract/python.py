@@ -17,6 +17,7 @@ import tree_sitter_python
 from tree_sitter import Language, Query
 
 from graphmer.extract.records import (
+    FUNCTIONS,
     FileGraph,
     FileState,
     Ref,
@@ -30,7 +31,7 @@ from graphmer.extract.records import (
     scope_index,
     text,
 )
-from graphmer.relations import Relation as R
+from graphmer.relations import Relation
 
 LANGUAGE = Language(tree_sitter_python.language())
 QUERY = Query(
@@ -130,8 +131,7 @@ class _File(FileState):
                 kind = "interface" if self._is_protocol(node) else "class"
             else:
                 kind = "method" if pkind in ("class", "interface") else "function"
-            self.entity(eid, kind, name, node, parent, name_node)
-            self.g.add(parent, R.CONTAINS, exact(eid), node, name_node)
+            self.define(eid, kind, name, node, parent, name_node)
             if (
                 kind in ("function", "method")
                 and name.startswith("test")
@@ -143,7 +143,7 @@ class _File(FileState):
                 self._class(node, eid)
             else:
                 self._function(node, eid, kind)
-        return [(n, i, p) for n, i, p in zip(defs, ids, parents)]
+        return list(zip(defs, ids, parents))
 
     def _is_protocol(self, node) -> bool:
         bases = node.child_by_field_name("superclasses")
@@ -160,14 +160,14 @@ class _File(FileState):
                     expr = expr.child_by_field_name("function")
                 name = dotted(expr)
                 if name:
-                    self.g.add(eid, R.DECORATED_BY, Ref("dotted", name, eid), dec, expr)
+                    self.g.add(eid, Relation.DECORATED_BY, Ref("dotted", name, eid), dec, expr)
 
     def _class(self, node, eid: str) -> None:
         bases = node.child_by_field_name("superclasses")
         for base in bases.named_children if bases is not None else []:
             name = dotted(base_expr(base))
             if name and name.rsplit(".", 1)[-1] not in ("object", "Protocol"):
-                self.g.add(eid, R.INHERITS, Ref("dotted", name, self.parent[eid]), base)
+                self.g.add(eid, Relation.INHERITS, Ref("dotted", name, self.parent[eid]), base)
         body = node.child_by_field_name("body")
         for stmt in body.named_children if body is not None else []:
             if stmt.type == "expression_statement" and stmt.named_children:
@@ -177,13 +177,9 @@ class _File(FileState):
                     self._field(eid, left, assign.child_by_field_name("type"))
 
     def _field(self, cls: str, name_node, type_node=None) -> None:
-        name = text(name_node)
-        fid = f"{cls}.{name}"
-        if fid not in self.kind:
-            self.entity(fid, "field", name, name_node, cls, name_node)
-            self.g.add(cls, R.HAS_FIELD, exact(fid), name_node, name_node)
+        fid = self.field(cls, name_node, name_node)
         if type_node is not None and (ref := type_ref(type_node, cls)):
-            self.g.add(fid, R.HAS_TYPE, ref, type_node)
+            self.g.add(fid, Relation.HAS_TYPE, ref, type_node)
 
     def _function(self, node, eid: str, kind: str) -> None:
         params = node.child_by_field_name("parameters")
@@ -191,14 +187,12 @@ class _File(FileState):
             name_node, type_node = self._param(param)
             if name_node is None or (i == 0 and kind == "method" and text(name_node) in ("self", "cls")):
                 continue
-            pid = f"{eid}.{text(name_node)}"
-            self.entity(pid, "parameter", text(name_node), param, eid, name_node)
-            self.g.add(eid, R.HAS_PARAMETER, exact(pid), param, name_node)
+            pid = self.parameter(eid, name_node, param)
             if type_node is not None and (ref := type_ref(type_node, eid)):
-                self.g.add(pid, R.HAS_TYPE, ref, type_node)
+                self.g.add(pid, Relation.HAS_TYPE, ref, type_node)
         ret = node.child_by_field_name("return_type")
         if ret is not None and (ref := type_ref(ret, eid)):
-            self.g.add(eid, R.RETURNS, ref, ret)
+            self.g.add(eid, Relation.RETURNS, ref, ret)
 
     @staticmethod
     def _param(param):
@@ -228,7 +222,7 @@ class _File(FileState):
                     continue
                 if any(c.type == "wildcard_import" for c in node.named_children):
                     self.g.star_imports.append(PREFIX + base)
-                    self.g.add(self.mid, R.IMPORTS, exact(PREFIX + base), node)
+                    self.g.add(self.mid, Relation.IMPORTS, exact(PREFIX + base), node)
                 for item in node.children_by_field_name("name"):
                     self._import_item(item, base, node)
 
@@ -241,7 +235,7 @@ class _File(FileState):
         target = f"{base}.{name}" if base else name
         local = alias or (name if base else name.split(".")[0])
         self.g.imports[local] = PREFIX + (target if (base or alias) else local)
-        self.g.add(self.mid, R.IMPORTS, exact(PREFIX + target), node, item)
+        self.g.add(self.mid, Relation.IMPORTS, exact(PREFIX + target), node, item)
 
     def _from_base(self, node) -> str | None:
         if node is None:
@@ -260,9 +254,7 @@ class _File(FileState):
         ref, span = self._callee_ref(callee, scope)
         if ref is None:
             return
-        self.g.add(scope, R.CALLS, ref, node, span)
-        if scope in self.tests:
-            self.g.add(scope, R.TESTS, ref, node, span)
+        self.add_call(scope, ref, node, span)
 
     def _callee_ref(self, callee, scope: str):
         if callee.type == "identifier":
@@ -290,7 +282,7 @@ class _File(FileState):
             expr = expr.child_by_field_name("function")
         name = dotted(expr) if expr is not None else None
         if name and name.rsplit(".", 1)[-1][:1].isupper():
-            self.g.add(scope, R.RAISES, Ref("dotted", name, scope), node, expr)
+            self.g.add(scope, Relation.RAISES, Ref("dotted", name, scope), node, expr)
 
     def except_(self, node, scope: str) -> None:
         for expr in node.named_children:
@@ -302,7 +294,7 @@ class _File(FileState):
             for item in items:
                 name = dotted(item)
                 if name:
-                    self.g.add(scope, R.CATCHES, Ref("dotted", name, scope), item)
+                    self.g.add(scope, Relation.CATCHES, Ref("dotted", name, scope), item)
 
     def self_attr(self, node, scope: str) -> None:
         cls = self.class_of(scope)
@@ -311,7 +303,7 @@ class _File(FileState):
         attr = node.child_by_field_name("attribute")
         if node.id in self.self_set:
             self._field(cls, attr)
-        self.g.add(scope, R.ACCESSES, Ref("self", text(attr), cls), node, attr)
+        self.g.add(scope, Relation.ACCESSES, Ref("self", text(attr), cls), node, attr)
 
 
 def extract(path: str, data: bytes, module: str) -> FileGraph:
@@ -322,26 +314,19 @@ def extract(path: str, data: bytes, module: str) -> FileGraph:
     f.g.error_nodes = count_errors(tree.root_node)
     f.entity(f.mid, "module", module.rsplit(".", 1)[-1], tree.root_node, None)
     defs = sorted(caps.get("def", []), key=lambda n: n.start_byte)
-    scoped = f.definitions(defs)
-    scopes = scope_index(f.mid, len(data), scoped)
+    f.scopes = scope_index(f.mid, len(data), f.definitions(defs))
     f.imports(caps.get("import", []))
-    functions = ("function", "method")
-
-    def scope_of(node) -> str | None:
-        sid, _ = scopes.at(node.start_byte)
-        return sid if f.kind.get(sid) in functions else None
-
     for call in caps.get("call", []):
-        if (scope := scope_of(call)) is not None:
+        if (scope := f.enclosing(call, FUNCTIONS)) is not None:
             f.call(call, call.child_by_field_name("function"), scope)
     for node in caps.get("raise", []):
-        if (scope := scope_of(node)) is not None:
+        if (scope := f.enclosing(node, FUNCTIONS)) is not None:
             f.raise_(node, scope)
     for node in caps.get("except", []):
-        if (scope := scope_of(node)) is not None:
+        if (scope := f.enclosing(node, FUNCTIONS)) is not None:
             f.except_(node, scope)
     for node in caps.get("selfattr", []):
-        if (scope := scope_of(node)) is not None:
+        if (scope := f.enclosing(node, FUNCTIONS)) is not None:
             f.self_attr(node, scope)
     return f.g
 

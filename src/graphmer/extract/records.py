@@ -134,6 +134,7 @@ class FileState:
         self.kind: dict[str, str] = {}
         self.parent: dict[str, str] = {}
         self.tests: set[str] = set()
+        self.scopes: ScopeIndex | None = None  # set once the definitions are known
         self.id_chars, self.id_budget = 0, max(ID_CHARS_PER_BYTE * size, ID_CHARS_FLOOR)
 
     def entity(self, eid: str, kind: str, name: str, node, parent: str | None, name_node=None) -> None:
@@ -160,6 +161,44 @@ class FileState:
                 span,
             )
         )
+
+    def define(self, eid: str, kind: str, name: str, node, parent: str, name_node) -> None:
+        """A definition and the fact that its parent contains it."""
+        self.entity(eid, kind, name, node, parent, name_node)
+        self.g.add(parent, Relation.CONTAINS, exact(eid), node, name_node)
+
+    def member(self, owner: str, kind: str, relation: Relation, name_node, node) -> str:
+        """Define `owner.<name>` (a parameter or field) and the fact that `owner` has it; its id."""
+        mid = f"{owner}.{text(name_node)}"
+        self.entity(mid, kind, text(name_node), node, owner, name_node)
+        self.g.add(owner, relation, exact(mid), node, name_node)
+        return mid
+
+    def parameter(self, owner: str, name_node, node) -> str:
+        return self.member(owner, "parameter", Relation.HAS_PARAMETER, name_node, node)
+
+    def field(self, cls: str, name_node, node) -> str:
+        """A field, defined and linked to its class where it first appears (a declaration in the
+        class body, `self.x = ...`, `this.x = ...`); a later appearance adds nothing."""
+        fid = f"{cls}.{text(name_node)}"
+        if fid not in self.kind:
+            self.member(cls, "field", Relation.HAS_FIELD, name_node, node)
+        return fid
+
+    def add_call(self, scope: str, ref: Ref, node, span_node) -> None:
+        """A call from `scope`; from a test, the callee is also what the test tests."""
+        self.g.add(scope, Relation.CALLS, ref, node, span_node)
+        if scope in self.tests:
+            self.g.add(scope, Relation.TESTS, ref, node, span_node)
+
+    def enclosing(self, node, kinds: tuple[str, ...]) -> str | None:
+        """The innermost definition around `node` when it is one of `kinds`, else None (a call at
+        module level or in a class body belongs to no function)."""
+        sid, _ = self.scopes.at(node.start_byte)
+        return sid if self.kind.get(sid) in kinds else None
+
+
+FUNCTIONS = ("function", "method")
 
 
 def exact(target: str) -> Ref:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from graphmer.extract.records import Entity, Fact, FileGraph, Ref, is_test_path
-from graphmer.relations import Relation as R
+from graphmer.relations import Relation
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,15 @@ class LanguageSpec:
 TRIPLE_COLUMNS = ("head", "relation", "tail", "file", "line", "resolution", "language")
 MENTION_COLUMNS = ("entity_id", "file", "start_byte", "end_byte", "role")
 ENTITY_COLUMNS = ("id", "kind", "name", "language", "file", "start_line", "end_line")
-TAIL_DECIDES = frozenset({R.CALLS, R.INHERITS, R.ACCESSES, R.TESTS})
+TAIL_DECIDES = frozenset({Relation.CALLS, Relation.INHERITS, Relation.ACCESSES, Relation.TESTS})
 CALLABLE = ("function", "method", "class", "interface")
 CLASSES = ("class", "interface")
 
 
 class Resolver:
-    def __init__(self, graphs: list[FileGraph], specs: dict[str, LanguageSpec]):
+    def __init__(self, graphs: list[FileGraph], specs: dict[str, LanguageSpec], max_depth: int):
         self.specs = specs
+        self.max_depth = max_depth  # links followed for one name (ExtractConfig.resolve_depth)
         self.by_prefix = {spec.prefix: spec for spec in specs.values()}
         self.entities: dict[str, Entity] = {}
         self.children: dict[str, dict[str, str]] = defaultdict(dict)
@@ -67,7 +68,7 @@ class Resolver:
 
     def member(self, owner: str, name: str, depth: int = 0) -> tuple[str, str] | None:
         """`owner.name` for a defined owner: its children, a module's imports, a class's ancestors."""
-        if depth > 8:
+        if depth > self.max_depth:
             return None
         if name in self.children.get(owner, {}):
             return self.children[owner][name], "exact"
@@ -98,7 +99,7 @@ class Resolver:
             if not sep:
                 return None
             parts = [last]
-        owner = self.path(head, depth + 1) if depth < 8 else None
+        owner = self.path(head, depth + 1) if depth < self.max_depth else None
         tail = owner[0] if owner else None
         for part in parts:
             step = self.member(tail, part, depth + 1) if tail in self.entities else None
@@ -203,7 +204,7 @@ class Resolver:
 
     def triples(self, graphs: list[FileGraph]) -> tuple[dict[str, list], dict[str, list]]:
         """Resolved triples (unique by head, relation, tail) and `ref` mentions, as columns."""
-        hierarchy = (R.INHERITS, R.IMPLEMENTS)
+        hierarchy = (Relation.INHERITS, Relation.IMPLEMENTS)
         rows: list[tuple] = []
         mentions: list[tuple] = []
         seen: set = set()
@@ -233,20 +234,20 @@ class Resolver:
             seen.add(key)
             rows.append((f.head, int(rel), tail, g.path, f.line, how, g.language))
 
-    def relabel(self, head: str, rel: R, tail: str) -> R | None:
+    def relabel(self, head: str, rel: Relation, tail: str) -> Relation | None:
         """Relations that the tail's kind decides: a call of a class instantiates it, etc."""
         if rel not in TAIL_DECIDES:
             return rel
         kind = self.entities[tail].kind if tail in self.entities else "external"
-        if rel == R.CALLS and kind in CLASSES:
-            return R.INSTANTIATES
-        if rel == R.INHERITS and kind == "interface" and self.entities[head].kind != "interface":
-            return R.IMPLEMENTS
-        if rel == R.ACCESSES and kind in CALLABLE:
+        if rel == Relation.CALLS and kind in CLASSES:
+            return Relation.INSTANTIATES
+        if rel == Relation.INHERITS and kind == "interface" and self.entities[head].kind != "interface":
+            return Relation.IMPLEMENTS
+        if rel == Relation.ACCESSES and kind in CALLABLE:
             return None
-        if rel == R.CALLS and kind in ("parameter", "field", "module", "package"):
+        if rel == Relation.CALLS and kind in ("parameter", "field", "module", "package"):
             return None  # a callback argument or attribute: its target is not known statically
-        if rel == R.TESTS and (kind not in CALLABLE or is_test_path(self.entities[tail].file)):
+        if rel == Relation.TESTS and (kind not in CALLABLE or is_test_path(self.entities[tail].file)):
             return None
         return rel
 
@@ -257,11 +258,10 @@ class Resolver:
             for anc in self.ancestors(e.parent):
                 target = self.children.get(anc, {}).get(e.name)
                 if target and self.entities[target].kind == "method":
-                    if (e.id, R.OVERRIDES, target) not in seen:
-                        seen.add((e.id, R.OVERRIDES, target))
-                        rows.append(
-                            (e.id, int(R.OVERRIDES), target, g.path, e.start_line, "hierarchy", g.language)
-                        )
+                    rel = Relation.OVERRIDES
+                    if (e.id, rel, target) not in seen:
+                        seen.add((e.id, rel, target))
+                        rows.append((e.id, int(rel), target, g.path, e.start_line, "hierarchy", g.language))
                     break
 
     def entity_columns(self, triples: dict[str, list]) -> dict[str, list]:
