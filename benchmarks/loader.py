@@ -18,7 +18,7 @@ import torch
 
 from graphmer.config import load_section
 from graphmer.loader import LeafyChains, stream_batch
-from graphmer.model import ModelConfig
+from graphmer.model import ModelConfig, total_loss
 from graphmer.tokenizer import load
 from graphmer.train import Pretrainer
 
@@ -29,12 +29,12 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=50, help="loader micro-batches to time (default 50)")
     ap.add_argument("--steps", type=int, default=5, help="training micro-batches to time (default 5)")
     args = ap.parse_args()
-    cfg, model = load_section("samples"), load_section("model")
-    tok = load("models/tokenizer.json")
+    cfg, model, train, paths = (load_section(s) for s in ("samples", "model", "train", "paths"))
+    tok = load(paths.tokenizer)
     masking = cfg
     ds = LeafyChains(
-        "data/samples/train.parquet",
-        "data/samples/tails.parquet",
+        paths.samples / "train.parquet",
+        paths.samples / "tails.parquet",
         tok.get_vocab(),
         cfg.roots,
         cfg.leaves,
@@ -52,13 +52,14 @@ def main() -> None:
             roots=cfg.roots,
             leaves=cfg.leaves,
             **model.overrides(),
-        )
+        ),
+        train.constraint_temperature,
     )
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
 
     def step(batch: dict) -> None:
         out = net(batch)
-        (out["mlm_loss"] + out["mnm_loss"] + 0.1 * out["constraint_loss"]).backward()
+        total_loss(out, train.mnm_weight, train.constraint_weight).backward()
         opt.step()
         opt.zero_grad()
 

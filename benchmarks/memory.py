@@ -4,7 +4,8 @@
     python benchmarks/memory.py --preset tiny --batch 4  # seconds
     python benchmarks/memory.py --compile                # adds torch.compile'd flex (forward; minutes)
 
-One training step is the real objective (`graphmer.train.Pretrainer`: MLM + MNM + 0.1 InfoNCE),
+One training step is the real objective (`graphmer.train.Pretrainer`, `graphmer.model.total_loss` with
+the train section's default weights: MLM + MNM + 0.1 InfoNCE),
 forward + backward, fp32 on the CPU (AdamW's state, allocated once the activations are freed, is
 counted analytically), in two layouts: `full`, every leaf group filled
 (R + R*L = 1,024 positions for R=128, L=7: the worst case), and `compact`, a real batch from
@@ -54,7 +55,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from train import real_or_synthetic_batch  # noqa: E402
 
-from graphmer.model import MODEL_INPUTS, ModelConfig, count_parameters  # noqa: E402
+from graphmer.config import PathsConfig, TrainConfig  # noqa: E402
+from graphmer.model import MODEL_INPUTS, ModelConfig, count_parameters, total_loss  # noqa: E402
 from graphmer.train import Pretrainer  # noqa: E402
 
 GiB = 2**30
@@ -109,14 +111,15 @@ def measure(spec: dict) -> dict:
     batch = build_batch(
         spec["layout"], cfg, spec["batch"], spec["groups"], Path(spec["samples"]), Path(spec["tokenizer"])
     )
-    net = Pretrainer(cfg)
+    train = TrainConfig()
+    net = Pretrainer(cfg, train.constraint_temperature)
     if spec["variant"] == "flex-compiled":
         for block in net.model.blocks:  # as train.compile does
             block.compile()
     before, start = rss(), time.perf_counter()
     if spec["train"]:
         out = net(batch)
-        (out["mlm_loss"] + out["mnm_loss"] + 0.1 * out["constraint_loss"]).backward()
+        total_loss(out, train.mnm_weight, train.constraint_weight).backward()
     else:
         with torch.no_grad():
             net.model(*(batch[k] for k in MODEL_INPUTS))
@@ -175,8 +178,8 @@ def main() -> None:
     )
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd flex, forward only")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per measurement (default 300)")
-    ap.add_argument("--samples", type=Path, default=Path("data/samples"))
-    ap.add_argument("--tokenizer", type=Path, default=Path("models/tokenizer.json"))
+    ap.add_argument("--samples", type=Path, default=PathsConfig().samples)
+    ap.add_argument("--tokenizer", type=Path, default=PathsConfig().tokenizer)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

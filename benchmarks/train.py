@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from graphmer.config import PathsConfig
 from graphmer.loader import LeafyChains, stream_batch
-from graphmer.model import GraphMERT, ModelConfig
+from graphmer.model import GraphMERT, ModelConfig, train_flops
 
 INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
 
@@ -59,6 +60,12 @@ def real_or_synthetic_batch(
     }
 
 
+def mfu(model: GraphMERT, windows: int, positions: int, seconds: float, peak_tflops: float) -> float:
+    """Model FLOP utilization of a forward + backward pass over `windows` x `positions` that took
+    `seconds`, against a card's dense peak (`graphmer.model.train_flops`)."""
+    return train_flops(model, windows, positions) / seconds / (peak_tflops * 1e12)
+
+
 def timed(fn, steps: int, device: torch.device) -> float:
     fn()  # warm-up
     if device.type == "cuda":
@@ -85,8 +92,8 @@ def main() -> None:
         default=None,
         help="synthetic batch with this many leaf groups per window (128: the full 1024 layout)",
     )
-    ap.add_argument("--samples", type=Path, default=Path("data/samples"))
-    ap.add_argument("--tokenizer", type=Path, default=Path("models/tokenizer.json"))
+    ap.add_argument("--samples", type=Path, default=PathsConfig().samples)
+    ap.add_argument("--tokenizer", type=Path, default=PathsConfig().tokenizer)
     args = ap.parse_args()
     device = torch.device(args.device)
     cfg = ModelConfig.from_preset(args.preset, vocab_size=8000, dropout=0.0)
@@ -129,13 +136,8 @@ def main() -> None:
     print(f"nn.TransformerEncoder:    {B * N / t_ref:10.0f} tokens/s")
     print(f"ratio (ours / reference): {t_ref / t_ours:.2f}x (target >= 0.8x)")
     if device.type == "cuda":
-        # Model FLOPs of forward + backward: 6 * parameters * tokens + attention 12 * layers * N * hidden.
-        params = sum(
-            p.numel() for n, p in ours.named_parameters() if not n.startswith(("tok.", "pos.", "slot."))
-        )
-        flops = 6 * params * B * N + 12 * cfg.layers * B * N * N * cfg.hidden
         print(
-            f"MFU: {flops / t_ours / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops:.0f} TFLOP/s; "
+            f"MFU: {mfu(ours, B, N, t_ours, args.peak_tflops):.1%} of {args.peak_tflops:.0f} TFLOP/s; "
             f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
         )
 

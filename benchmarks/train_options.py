@@ -3,7 +3,7 @@ the transformer blocks compiled, in one run (ratios: these machines are noisy).
 
     python benchmarks/train_options.py [--steps 30] [--workers 2] [--skip 5]
 
-Needs `dvc repro samples` (data/samples, models/tokenizer.json). Each variant trains the
+Needs `dvc repro samples` (params.yaml's paths: samples, the tokenizer). Each variant trains the
 params.yaml preset from scratch for --steps optimizer steps in a scratch folder; the first
 --skip steps (start-up, compilation) are left out of the mean. A variant's tokens/s counts
 the real (non-padding) tokens of its micro-batches.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from graphmer.config import load_section
 from graphmer.model import ModelConfig
 from graphmer.tokenizer import load
-from graphmer.train import Paths, train
+from graphmer.train import train
 
 
 def mean_after(path: Path, skip: int) -> float:
@@ -36,7 +37,8 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=5, help="first steps left out of the mean (default 5)")
     args = ap.parse_args()
     samples, model, base = load_section("samples"), load_section("model"), load_section("train")
-    vocab = load("models/tokenizer.json").get_vocab_size()
+    paths = load_section("paths")
+    vocab = load(paths.tokenizer).get_vocab_size()
     cfg = ModelConfig.from_preset(
         model.preset, vocab_size=vocab, roots=samples.roots, leaves=samples.leaves, **model.overrides()
     )
@@ -51,8 +53,9 @@ def main() -> None:
     for name, tcfg in variants.items():
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            paths = Paths(out=out, metrics=out / "train.json", live=out / "live", checkpoints=out / "ckpt")
-            train(cfg, tcfg, samples, paths, resume=False, progress=False)
+            shutil.copy(paths.tokenizer, out / paths.tokenizer.name)  # the model's folder holds its tokenizer
+            scratch = replace(paths, models=out, metrics=out, dvclive=out / "live", checkpoints=out / "ckpt")
+            train(cfg, tcfg, samples, scratch, resume=False, progress=False)
             tokens = mean_after(out / "live/plots/metrics/train/tokens_per_s.tsv", args.skip)
         reference = reference or tokens
         print(f"{name:>32}: {tokens:9,.0f} tokens/s  ({tokens / reference:.2f}x the inline loader)")

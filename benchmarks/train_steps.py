@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train import real_or_synthetic_batch  # noqa: E402
+from train import mfu, real_or_synthetic_batch  # noqa: E402
 
-from graphmer.model import ModelConfig  # noqa: E402
+from graphmer.config import TrainConfig  # noqa: E402
+from graphmer.model import ModelConfig, total_loss  # noqa: E402
 from graphmer.train import Pretrainer  # noqa: E402
 
 
@@ -43,7 +44,8 @@ def main() -> None:
     labels = torch.where(torch.rand(batch["input_ids"].shape) < 0.15, batch["input_ids"], -100)
     batch |= {"labels": labels, "group_root": torch.full((args.micro_batch, 1), -1)}
     batch = {k: v.to(device) for k, v in batch.items()}
-    net = Pretrainer(cfg).to(device)
+    train = TrainConfig()  # the objective's default weights and temperature
+    net = Pretrainer(cfg, train.constraint_temperature).to(device)
     if args.compile:
         for block in net.model.blocks:
             block.compile(dynamic=True)
@@ -54,7 +56,7 @@ def main() -> None:
         for _ in range(args.grad_accum):
             with amp:
                 out = net(batch)
-                loss = out["mlm_loss"] + out["mnm_loss"]
+                loss = total_loss(out, train.mnm_weight, train.constraint_weight)
             (loss / args.grad_accum).backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
@@ -74,11 +76,7 @@ def main() -> None:
         torch.cuda.synchronize()
     dt = (time.perf_counter() - start) / args.steps
     B, N = batch["input_ids"].shape
-    params = sum(
-        p.numel() for n, p in net.model.named_parameters() if not n.startswith(("tok.", "pos.", "slot."))
-    )
     B *= args.grad_accum  # windows per optimizer step
-    flops = 6 * params * B * N + 12 * cfg.layers * B * N * N * cfg.hidden
     print(
         f"{args.preset}: {args.steps} optimizer steps of {B} x {N} ({args.grad_accum} micro-batches) on "
         f"{device}: {1 / dt:.2f} steps/s, {B * N / dt:,.0f} tokens/s, loss {float(loss):.3f}"
@@ -86,7 +84,7 @@ def main() -> None:
     if device.type == "cuda":
         print(
             f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB; "
-            f"MFU {flops / dt / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops:.0f} TFLOP/s"
+            f"MFU {mfu(net.model, B, N, dt, args.peak_tflops):.1%} of {args.peak_tflops:.0f} TFLOP/s"
         )
 
 

@@ -10,11 +10,13 @@ from pathlib import Path
 
 from graphmer import guarded
 from graphmer.card import write_card
+from graphmer.config import load_section
 
 
 def main() -> None:
-    write_card(Path("params.yaml"), Path("models"), Path("metrics"), Path("models/README.md"))
-    print("card: models/README.md")
+    paths = load_section("paths")
+    write_card(Path("params.yaml"), paths)
+    print(f"card: {paths.models / 'README.md'}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def _f(x) -> str:
 
 
 def main() -> None:
-    m = distill(load_section("distill"))
+    paths = load_section("paths")
+    m = distill(load_section("distill"), paths)
     test, d, chosen = m["test"], m["distilled"], m["scorer"]["chosen"]
     top = max(test["thresholds"], key=float)
     at = test["thresholds"][top]
@@ -31,7 +32,7 @@ def main() -> None:
         f"distill: scorer {chosen} (dev MRR {m['scorer']['dev_mrr'][chosen]:.3f}); test p>={top}: "
         f"precision {_f(at['precision'])}, coverage {_f(at['coverage'])}, ECE {_f(test['ece'])}; "
         f"{sum(d['questions_asked'].values())} gaps asked, {added} triples at p>={top} "
-        f"({sum(v['all'] for v in d['added'].values())} in all) -> data/distilled.parquet"
+        f"({sum(v['all'] for v in d['added'].values())} in all) -> {paths.distilled}"
     )
 
 

@@ -16,7 +16,7 @@ from graphmer.evaluate import evaluate
 
 
 def main() -> None:
-    m = evaluate(load_section("evaluate"), load_section("samples"))
+    m = evaluate(load_section("evaluate"), load_section("samples"), load_section("paths"))
     tp = m["tail_prediction"]
     best = tp["strongest_baseline"]
     gain = tp["overall"]["gain"][f"model_vs_{best}"]

@@ -9,19 +9,16 @@ dvclive/; resumes from checkpoints/ when a run of the same config was killed.
 """
 
 from graphmer import guarded
-from graphmer.config import load_section
-from graphmer.model import ModelConfig
+from graphmer.config import ModelConfig, load_section
 from graphmer.tokenizer import load
 from graphmer.train import train
 
 
 def main() -> None:
     model, cfg, samples = load_section("model"), load_section("train"), load_section("samples")
-    vocab = load("models/tokenizer.json").get_vocab_size()
-    model_cfg = ModelConfig.from_preset(
-        model.preset, vocab_size=vocab, roots=samples.roots, leaves=samples.leaves, **model.overrides()
-    )
-    m = train(model_cfg, cfg, samples)
+    paths = load_section("paths")
+    model_cfg = ModelConfig.from_params(model, samples, vocab_size=load(paths.tokenizer).get_vocab_size())
+    m = train(model_cfg, cfg, samples, paths)
     if m:
         print(
             f"train: {m['step']} steps, loss {m['loss']:.3f}, dev MLM acc {m.get('dev/mlm_acc', 0):.3f}, "

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from graphmer.baselines import NameLookup, baseline_scores, identifier_runs
-from graphmer.complete import Candidates, rank_metrics
 from graphmer.extract.pipeline import extract_kg
 from graphmer.loader import word_starts
+from graphmer.ranking import Candidates, rank_metrics
 from graphmer.tokenizer import leaf_ids, train_tokenizer
 from tests.extract.helpers import write_tree
 

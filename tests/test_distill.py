@@ -5,6 +5,7 @@ import json
 import math
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -14,11 +15,9 @@ import torch
 
 from graphmer.calibrate import Calibrator, Isotonic, ece, reliability, selective
 from graphmer.cli import main
-from graphmer.complete import rank_metrics
-from graphmer.config import ConfigError, DistillConfig, build
+from graphmer.config import ConfigError, DistillConfig, PathsConfig, build
 from graphmer.distill import (
     Context,
-    DistillPaths,
     Graph,
     Slot,
     TailIds,
@@ -32,10 +31,10 @@ from graphmer.distill import (
 )
 from graphmer.extract.pipeline import extract_kg
 from graphmer.loader import word_starts
+from graphmer.ranking import rank_metrics
 from graphmer.relations import Relation as R
-from graphmer.samples import Layout, build_samples
 from graphmer.tokenizer import load as load_tokenizer
-from tests.tiny import HELD_OUT, LIB, L, write_split
+from tests.tiny import HELD_OUT, LIB, L, build_tiny_samples, write_split
 from tests.tiny import R as R_ROOTS
 from tests.trained import build_trained
 
@@ -63,8 +62,8 @@ def test_isotonic_calibration_repairs_an_overconfident_scorer():
     x = rng.random(20_000)
     y = rng.random(20_000) < x**2
     calib = Calibrator.fit(["r"] * 10_000, x[:10_000], y[:10_000], min_points=100)
-    raw = ece(x[10_000:], y[10_000:])
-    fixed = ece(calib(["r"] * 10_000, x[10_000:]), y[10_000:])
+    raw = ece(x[10_000:], y[10_000:], 10)
+    fixed = ece(calib(["r"] * 10_000, x[10_000:]), y[10_000:], 10)
     assert raw > 0.15 and fixed < 0.03
     assert np.all(np.diff(calib(["r"] * 5, [0.1, 0.3, 0.5, 0.7, 0.9])) >= 0)  # monotone
 
@@ -87,10 +86,10 @@ def test_without_outcomes_nothing_is_probable():
 def test_ece_reliability_and_selective_on_hand_counts():
     p = [0.95] * 10 + [0.15] * 10
     y = [1] * 9 + [0] + [1] * 2 + [0] * 8
-    assert ece(p, y) == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
-    rows = reliability(p, y)
+    assert ece(p, y, 10) == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
+    rows = reliability(p, y, 10)
     assert [(r["bin_low"], r["predictions"], r["accuracy"]) for r in rows] == [(0.1, 10, 0.2), (0.9, 10, 0.9)]
-    assert ece([], []) is None
+    assert ece([], [], 10) is None
     # 4 questions; predictions of questions 0, 0, 1, 2 with probabilities 0.95, 0.6, 0.92, 0.3
     s = selective([0.95, 0.6, 0.92, 0.3], [True, False, False, True], [0, 0, 1, 2], 4, 0.9)
     assert s == {"predictions": 2, "precision": 0.5, "coverage": 0.5, "recall": 0.25}
@@ -348,42 +347,23 @@ def corpus(tmp_path_factory):
     """The tiny trained corpus with one test file (m9) stripped of its annotations: dev (m7) and
     test (m8) hold annotated facts to hide, m9 holds the gaps. Only held-out files change, so the
     model (trained on the training files) stays the corpus's own."""
-    root = tmp_path_factory.mktemp("distill")
-    build_trained(root)
-    (root / "raw/p/pkg/m9.py").write_text(UNTYPED.format(i=9))
-    shutil.rmtree(root / "kg")
-    extract_kg({"p": root / "raw/p"}, root / "kg", progress=False)
-    write_split(root / "kg", root / "split.parquet", HELD_OUT)
-    shutil.rmtree(root / "samples")
-    build_samples(
-        root / "raw",
-        root / "kg",
-        root / "tokenizer.json",
-        root / "split.parquet",
-        root / "samples",
-        Layout(R_ROOTS, L, R_ROOTS),
-        progress=False,
-    )
-    return root
+    paths = build_trained(tmp_path_factory.mktemp("distill"))["paths"]
+    (paths.raw / "p/pkg/m9.py").write_text(UNTYPED.format(i=9))
+    shutil.rmtree(paths.kg)
+    extract_kg({"p": paths.raw / "p"}, paths.kg, progress=False)
+    write_split(paths.kg, paths.split, HELD_OUT)
+    shutil.rmtree(paths.samples)
+    build_tiny_samples(paths)
+    return paths
 
 
 CFG = DistillConfig(max_tail_tokens=L, min_calibration_points=5, max_questions=0, batch_size=8)
 
 
-def _paths(root, out):
-    return DistillPaths(
-        raw=root / "raw",
-        samples=root / "samples",
-        kg=root / "kg",
-        split=root / "split.parquet",
-        model=root / "models",
-        tokenizer=root / "tokenizer.json",
-        calibration=out / "calibration.json",
-        out=out / "distilled.parquet",
-        metrics=out / "distill.json",
-        table=out / "distill.md",
-        reliability=out / "reliability.csv",
-    )
+def _paths(corpus: PathsConfig, out: Path) -> PathsConfig:
+    """The corpus and its model; the distilled graph and the metrics written to `out` (the fitted
+    calibrator beside the model, where the table puts it)."""
+    return replace(corpus, metrics=out, distilled=out / "distilled.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -435,7 +415,7 @@ def test_stage_fills_the_gaps_of_the_test_files_only(staged, corpus):
     static = [r for r in table if r["source"] == "static"]
     model = [r for r in table if r["source"] == "model"]
     files = {"p/pkg/m8.py", "p/pkg/m9.py"}
-    triples = pq.read_table(corpus / "kg/triples.parquet").to_pylist()
+    triples = pq.read_table(corpus.kg / "triples.parquet").to_pylist()
     assert len(static) == sum(t["file"] in files for t in triples) == d["static_triples"]
     assert {r["file"] for r in model} == {"p/pkg/m9.py"}
     assert all(0 <= r["probability"] <= 1 and 1 <= r["rank"] <= CFG.top_k for r in model)
@@ -444,7 +424,7 @@ def test_stage_fills_the_gaps_of_the_test_files_only(staged, corpus):
     assert sum(v["all"] for v in d["added"].values()) == len(model)
     keys = {(t["head"], t["relation"], t["tail"]) for t in triples}
     assert not any((r["head"], r["relation"], r["tail"]) in keys for r in model)
-    csv = (out / "reliability.csv").read_text().splitlines()
+    csv = (out / "distill_reliability.csv").read_text().splitlines()
     assert csv[0] == "bin_low,bin_high,mean_probability,accuracy,predictions" and len(csv) > 1
     assert f"| **overall** | 6 | {m['test']['predictions']} |" in (out / "distill.md").read_text()
 
@@ -474,22 +454,23 @@ def test_config_rules():
 # --------------------------------------------------------------------------- `graphmer distill`
 
 
-def _cli(corpus, out_dir, capsys, *args):
+def _cli(corpus: PathsConfig, calibration: Path | None, capsys, *args):
+    """`graphmer distill` on the corpus's model and graph; `calibration` None: the default, the one
+    beside the model (what the stage wrote)."""
     argv = [
         "distill",
         *map(str, args),
         "--model-dir",
-        str(corpus / "models"),
+        str(corpus.models),
         "--tokenizer",
-        str(corpus / "tokenizer.json"),
+        str(corpus.tokenizer),
         "--samples",
-        str(corpus / "samples"),
+        str(corpus.samples),
         "--kg",
-        str(corpus / "kg"),
+        str(corpus.kg),
         "--split",
-        str(corpus / "split.parquet"),
-        "--calibration",
-        str(out_dir / "calibration.json"),
+        str(corpus.split),
+        *(["--calibration", str(calibration)] if calibration else []),
         "--workers",
         "1",
     ]
@@ -501,13 +482,12 @@ def _cli(corpus, out_dir, capsys, *args):
 
 
 def test_graphmer_distill_on_a_plain_folder_outside_the_corpus(staged, corpus, capsys, tmp_path):
-    _, fitted = staged
     shop = tmp_path / "shop"
     shop.mkdir()
     (shop / "cart.py").write_text(
         "class Cart(Base):\n    def add(self, item, count=1):\n        return check_price(item)\n"
     )
-    code, out, err = _cli(corpus, fitted, capsys, shop, "--out", tmp_path / "out")
+    code, out, err = _cli(corpus, None, capsys, shop, "--out", tmp_path / "out")
     assert code == 0, err
     assert out.count("\n") == 1 and "distilled 1 files: 3 gaps, 3 asked" in out
     table = pq.read_table(tmp_path / "out/distilled.parquet").to_pylist()
@@ -526,17 +506,16 @@ def test_graphmer_distill_on_a_plain_folder_outside_the_corpus(staged, corpus, c
 def test_graphmer_distill_without_a_fitted_calibrator_is_one_line(corpus, capsys, tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src/a.py").write_text("def f(x):\n    return x\n")
-    code, _, err = _cli(corpus, tmp_path / "none", capsys, tmp_path / "src", "--out", tmp_path / "out")
+    none = tmp_path / "none/calibration.json"
+    code, _, err = _cli(corpus, none, capsys, tmp_path / "src", "--out", tmp_path / "out")
     assert code == 1 and "not found: fit the calibrator first" in err and err.count("\n") == 1
 
 
 def test_a_calibrator_of_another_model_is_refused(staged, corpus, capsys, tmp_path):
-    _, fitted = staged
-    other = tmp_path / "fitted"
-    other.mkdir()
-    d = json.loads((fitted / "calibration.json").read_text())
+    other = tmp_path / "calibration.json"
+    d = json.loads(corpus.calibration.read_text())
     d["model_sha256"] = "0" * 64
-    (other / "calibration.json").write_text(json.dumps(d))
+    other.write_text(json.dumps(d))
     (tmp_path / "src").mkdir()
     (tmp_path / "src/a.py").write_text("def f(x):\n    return x\n")
     code, _, err = _cli(corpus, other, capsys, tmp_path / "src", "--out", tmp_path / "out")
@@ -548,9 +527,9 @@ def test_context_candidates_are_training_tails_plus_file_names_within_the_token_
     that spell no such tail, none longer than max_tail_tokens."""
     from graphmer.evaluate import Ranking
 
-    tok = load_tokenizer(corpus / "tokenizer.json")
-    ranking = Ranking.load(_paths(corpus, corpus).eval_paths(), tok, L)
-    graph = Graph.load(corpus / "kg")
+    tok = load_tokenizer(corpus.tokenizer)
+    ranking = Ranking.load(corpus, tok, L)
+    graph = Graph.load(corpus.kg)
     ctx = Context(ranking, tok, L, 2, graph, graph, lambda p: b"")
     c = ctx.candidates(int(R.HAS_TYPE), "def f(x: int):\n    return check_price(x) + Base\n")
     assert int(c.lengths.max()) <= 2

@@ -48,8 +48,7 @@ def trained(tmp_path_factory):
 
 
 def embed(trained, roots, out, **kwargs) -> pd.DataFrame:
-    root = trained["root"]
-    embed_paths(roots, out, root / "models", root / "tokenizer.json", progress=False, **kwargs)
+    embed_paths(roots, out, trained["paths"], progress=False, **kwargs)
     return pd.read_parquet(out)
 
 
@@ -106,7 +105,7 @@ def test_renaming_a_local_variable_moves_the_function_a_little(trained, tmp_path
 def test_each_definition_is_pooled_over_the_tokens_of_its_name(trained, tmp_path):
     src = write(tmp_path / "src", {"m.py": FUNCTIONS, **SHOP})
     extract_kg({"src": src}, tmp_path / "kg", progress=False)
-    tok = load(trained["root"] / "tokenizer.json")
+    tok = load(trained["paths"].tokenizer)
     for path, defs in definitions(tmp_path / "kg").items():
         items, spans = file_windows((tmp_path / path).read_bytes(), defs, tok, R, L)
         for d, (w, first, last) in zip(defs, spans):
@@ -125,8 +124,8 @@ def test_a_vector_is_the_mean_of_the_states_of_every_token_of_the_name(trained, 
 
     src = write(tmp_path / "src", {"m.py": FUNCTIONS})
     extract_kg({"src": src}, tmp_path / "kg", progress=False)
-    tok = load(trained["root"] / "tokenizer.json")
-    model = GraphMERT.from_pretrained(trained["root"] / "models")
+    tok = load(trained["paths"].tokenizer)
+    model = GraphMERT.from_pretrained(trained["paths"].models)
     (defs,) = definitions(tmp_path / "kg").values()
     items, spans = file_windows((src / "m.py").read_bytes(), defs, tok, R, L)
     multi = [k for k, (_, first, last) in enumerate(spans) if last > first]
@@ -143,9 +142,8 @@ def test_a_vector_is_the_mean_of_the_states_of_every_token_of_the_name(trained, 
 
 def test_definitions_sharing_one_window_get_their_own_vectors(trained, tmp_path):
     src = write(tmp_path / "src", {"f.py": "def f(a):\n    pass\n"})  # fewer tokens than R
-    root = trained["root"]
     out = tmp_path / "out.parquet"
-    summary = embed_paths({"src": src}, out, root / "models", root / "tokenizer.json", progress=False)
+    summary = embed_paths({"src": src}, out, trained["paths"], progress=False)
     f, a = vectors(pd.read_parquet(out)).values()
     assert summary["windows"] == 1 and summary["entities"] == 2
     assert not np.allclose(f, a, atol=1e-3)
@@ -177,9 +175,8 @@ M_ROWS = [  # FUNCTIONS + SHOP["shop.py"]: every definition, in the order of the
 
 def test_one_row_per_definition_with_a_fixed_size_float32_vector(trained, tmp_path):
     src = write(tmp_path / "src", {"m.py": FUNCTIONS + SHOP["shop.py"], **SHOP})
-    root = trained["root"]
     out = tmp_path / "out.parquet"
-    summary = embed_paths({"src": src}, out, root / "models", root / "tokenizer.json", progress=False)
+    summary = embed_paths({"src": src}, out, trained["paths"], progress=False)
     table = pq.read_table(out)
     assert table.schema.names == ["id", "kind", "name", "language", "file", "line", "vector"]
     assert table.schema.field("vector").type == pa.list_(pa.float32(), HIDDEN)
@@ -200,11 +197,11 @@ def test_one_row_per_definition_with_a_fixed_size_float32_vector(trained, tmp_pa
 
 
 def run(trained, capsys, *args) -> tuple[int, str, str]:
-    root = trained["root"]
+    paths = trained["paths"]
     argv = ["embed", *map(str, args)]
     if "--model-dir" not in argv:
-        argv += ["--model-dir", str(root / "models")]
-    argv += ["--tokenizer", str(root / "tokenizer.json"), "--workers", "1"]
+        argv += ["--model-dir", str(paths.models)]
+    argv += ["--tokenizer", str(paths.tokenizer), "--workers", "1"]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
         raise SystemExit(0)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphmer import GraphmerError, baselines
+from graphmer.config import PathsConfig
 from graphmer.evaluate import RULES, SYSTEMS, evaluate, held_out_triples, paired_gain
 from graphmer.relations import RELATION_NAMES
 from tests.trained import EVAL, SAMPLES, build_trained, eval_paths
@@ -98,7 +99,7 @@ def test_tables_and_plot_data_open_as_csv(result):
 
 
 def test_held_out_triples_were_never_injected_in_training(trained):
-    samples = trained["root"] / "samples"
+    samples = trained["paths"].samples
     held, counts = held_out_triples(samples, "test", seed=0, per_relation=0)
     tails = pq.read_table(samples / "tails.parquet")["tail"].to_pylist()
     train = pq.read_table(samples / "train.parquet").to_pydict()
@@ -121,75 +122,76 @@ def test_same_seed_same_numbers(trained, result, tmp_path):
     assert again == result[0]
 
 
-def _copy(trained, tmp_path):
+def _copy(trained, tmp_path) -> PathsConfig:
+    """A copy of the trained corpus and model to break; its metrics go to tmp_path."""
     root = tmp_path / "copy"
     shutil.copytree(trained["root"], root)
-    return root
+    return eval_paths(root, tmp_path)
 
 
 def test_leakage_guard_fails_on_a_training_file_in_test(trained, tmp_path):
-    root = _copy(trained, tmp_path)
-    test = pq.read_table(root / "samples/test.parquet")
-    a_train_file = pq.read_table(root / "samples/train.parquet")["file"][0].as_py()
+    p = _copy(trained, tmp_path)
+    test = pq.read_table(p.samples / "test.parquet")
+    a_train_file = pq.read_table(p.samples / "train.parquet")["file"][0].as_py()
     files = pc.if_else(pc.equal(pa.array(range(test.num_rows)), 0), a_train_file, test["file"])
-    pq.write_table(test.set_column(0, "file", files), root / "samples/test.parquet")
+    pq.write_table(test.set_column(0, "file", files), p.samples / "test.parquet")
     with pytest.raises(GraphmerError, match="leakage guard: test windows come from 1 file"):
-        evaluate(EVAL, SAMPLES, eval_paths(root, tmp_path), progress=False)
+        evaluate(EVAL, SAMPLES, p, progress=False)
     assert not (tmp_path / "eval.json").exists()
 
 
 def test_leakage_guard_fails_on_a_held_out_triple_planted_in_a_training_window(trained, tmp_path):
     """A training window that carries a fact extracted from a test file (m9's Store9 inherits Base)
     is leakage, whatever the samples stage's own `cand_train` flag claims."""
-    root = _copy(trained, tmp_path)
-    tails = pq.read_table(root / "samples/tails.parquet")["tail"].to_pylist()
-    test = pq.read_table(root / "samples/test.parquet").to_pylist()
+    p = _copy(trained, tmp_path)
+    tails = pq.read_table(p.samples / "tails.parquet")["tail"].to_pylist()
+    test = pq.read_table(p.samples / "test.parquet").to_pylist()
     row = next(r for r in test if "py:pkg.m9.Store9" in r["cand_head"])
     k = row["cand_head"].index("py:pkg.m9.Store9")
-    train = pq.read_table(root / "samples/train.parquet")
+    train = pq.read_table(p.samples / "train.parquet")
     rows = train.to_pylist()
     victim = next(r for r in rows if r["cand_anchor"])
     for col in ("cand_anchor", "cand_end", "cand_relation", "cand_tail", "cand_copyable", "cand_head"):
         victim[col].append(row[col][k])
     victim["cand_train"].append(True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=train.schema), root / "samples/train.parquet")
+    pq.write_table(pa.Table.from_pylist(rows, schema=train.schema), p.samples / "train.parquet")
     fact = f"(py:pkg.m9.Store9, {RELATION_NAMES[row['cand_relation'][k]]}, {tails[row['cand_tail'][k]]})"
     with pytest.raises(GraphmerError, match=f"training windows carry 1 triple.*{re.escape(fact)}"):
-        evaluate(EVAL, SAMPLES, eval_paths(root, tmp_path), progress=False)
+        evaluate(EVAL, SAMPLES, p, progress=False)
 
 
 def test_leakage_guard_fails_on_shared_content(trained, tmp_path):
-    root = _copy(trained, tmp_path)
-    files = pq.read_table(root / "kg/files.parquet").to_pydict()
-    val_file = pq.read_table(root / "samples/test.parquet")["file"][0].as_py()
-    train_file = pq.read_table(root / "samples/train.parquet")["file"][0].as_py()
+    p = _copy(trained, tmp_path)
+    files = pq.read_table(p.kg / "files.parquet").to_pydict()
+    val_file = pq.read_table(p.samples / "test.parquet")["file"][0].as_py()
+    train_file = pq.read_table(p.samples / "train.parquet")["file"][0].as_py()
     sha = dict(zip(files["path"], files["sha256"]))
     # the validation file's content hash as a training file's: e.g. a vendored copy under another name
     files["sha256"] = [
         sha[val_file] if p == train_file else h for p, h in zip(files["path"], files["sha256"])
     ]
-    pq.write_table(pa.table(files), root / "kg/files.parquet")
+    pq.write_table(pa.table(files), p.kg / "files.parquet")
     with pytest.raises(GraphmerError, match="leakage guard"):
-        evaluate(EVAL, SAMPLES, eval_paths(root, tmp_path), progress=False)
+        evaluate(EVAL, SAMPLES, p, progress=False)
 
 
 @pytest.mark.parametrize(
     ("break_it", "message"),
     [
-        (lambda root: (root / "models/model.safetensors").unlink(), "not found: train a model first"),
+        (lambda p: (p.models / "model.safetensors").unlink(), "not found: train a model first"),
         (
-            lambda root: (root / "models/model.safetensors").write_bytes(b"junk"),
+            lambda p: (p.models / "model.safetensors").write_bytes(b"junk"),
             "not a readable safetensors",
         ),
         (
-            lambda root: (root / "models/config.json").write_text(
-                (root / "models/config.json").read_text().replace('"vocab_size": ', '"vocab_size": 1')
+            lambda p: (p.models / "config.json").write_text(
+                (p.models / "config.json").read_text().replace('"vocab_size": ', '"vocab_size": 1')
             ),
             "belong to different runs",
         ),
         (
-            lambda root: (root / "models/config.json").write_text(
-                (root / "models/config.json").read_text().replace('"roots": 16', '"roots": 32')
+            lambda p: (p.models / "config.json").write_text(
+                (p.models / "config.json").read_text().replace('"roots": 16', '"roots": 32')
             ),
             "does not match",
         ),
@@ -197,10 +199,10 @@ def test_leakage_guard_fails_on_shared_content(trained, tmp_path):
     ids=["missing", "corrupt", "tokenizer", "shape"],
 )
 def test_a_broken_model_is_one_clear_error(trained, tmp_path, break_it, message):
-    root = _copy(trained, tmp_path)
-    break_it(root)
+    p = _copy(trained, tmp_path)
+    break_it(p)
     with pytest.raises(GraphmerError, match=message):
-        evaluate(EVAL, SAMPLES, eval_paths(root, tmp_path), progress=False)
+        evaluate(EVAL, SAMPLES, p, progress=False)
 
 
 def test_on_dev_the_rule_by_relation_is_the_best_rule_of_each_relation(trained, tmp_path):

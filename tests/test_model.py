@@ -17,6 +17,7 @@ from graphmer.model import (
     ModelConfig,
     count_parameters,
     span_matches,
+    total_loss,
 )
 from tests.tiny import L, R, build_tiny, tiny_config
 
@@ -29,10 +30,10 @@ def tiny(tmp_path_factory):
 
 
 def batch_of(tiny, n=4, keep_all=False, epoch=0, masking=None):
-    root = tiny["root"]
+    samples = tiny["paths"].samples
     ds = LeafyChains(
-        root / "samples/train.parquet",
-        root / "samples/tails.parquet",
+        samples / "train.parquet",
+        samples / "tails.parquet",
         tiny["vocab"],
         R,
         L,
@@ -140,6 +141,16 @@ def test_every_graph_part_off_gives_a_plain_encoder(tiny):
             assert (not torch.allclose(h1, h2, atol=1e-6)) is changes
 
 
+def test_the_objective_weighs_mnm_by_mu_and_the_regularizer_by_its_weight():
+    parts = {
+        "mlm_loss": torch.tensor(1.0),
+        "mnm_loss": torch.tensor(2.0),
+        "constraint_loss": torch.tensor(3.0),
+    }
+    assert float(total_loss(parts, 0.5, 0.1)) == pytest.approx(1.0 + 0.5 * 2.0 + 0.1 * 3.0)
+    assert float(total_loss(parts, 0.0, 0.0)) == 1.0  # warm-up without the regularizer: MLM alone
+
+
 def test_loss_falls_when_overfitting_one_batch(tiny):
     from graphmer.train import Pretrainer
 
@@ -150,7 +161,7 @@ def test_loss_falls_when_overfitting_one_batch(tiny):
     losses = []
     for _ in range(60):
         out = net(b)
-        loss = out["mlm_loss"] + out["mnm_loss"] + 0.1 * out["constraint_loss"]
+        loss = total_loss(out, 1.0, 0.1)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -335,7 +346,7 @@ def test_gradients_stay_finite_when_a_tail_cannot_be_copied(tiny):
     ids = batch["input_ids"][b, :R]
     assert (~span_matches(ids, targets, (targets != IGNORE).sum(1)).any(1)).any()
     out = net(batch)
-    (out["mlm_loss"] + out["mnm_loss"] + 0.1 * out["constraint_loss"]).backward()
+    total_loss(out, 1.0, 0.1).backward()
     assert torch.isfinite(out["mnm_loss"])
     for name, p in net.named_parameters():
         assert p.grad is None or torch.isfinite(p.grad).all(), name

@@ -20,16 +20,16 @@ def trained(tmp_path_factory):
 
 
 def run(trained, capsys, *args):
-    root = trained["root"]
+    paths = trained["paths"]
     argv = [
         "predict",
         *map(str, args),
         "--model-dir",
-        str(root / "models"),
+        str(paths.models),
         "--tokenizer",
-        str(root / "tokenizer.json"),
+        str(paths.tokenizer),
         "--candidates",
-        str(root / "samples/candidates.parquet"),
+        str(paths.samples / "candidates.parquet"),
     ]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -111,9 +111,9 @@ def test_missing_file_unknown_language_and_missing_model(trained, capsys, tmp_pa
                 "--model-dir",
                 str(tmp_path / "nomodel"),
                 "--tokenizer",
-                str(trained["root"] / "tokenizer.json"),
+                str(trained["paths"].tokenizer),
                 "--candidates",
-                str(trained["root"] / "samples/candidates.parquet"),
+                str(trained["paths"].samples / "candidates.parquet"),
             ]
         )
     err = capsys.readouterr().err

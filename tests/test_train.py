@@ -1,6 +1,7 @@
 """Training: schedules, resume equals an unbroken run, DDP equals one process, safe checkpoints."""
 
 import os
+import shutil
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -10,9 +11,10 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from graphmer.config import SamplesConfig, TrainConfig
+from graphmer.checkpoint import find_checkpoint
+from graphmer.config import PathsConfig, SamplesConfig, TrainConfig
 from graphmer.loader import micro_batch_indices
-from graphmer.train import Dist, Paths, find_checkpoint, lr_at, mu_at, seed_process, train
+from graphmer.train import Dist, lr_at, mu_at, seed_process, setup_training, train
 from tests.tiny import L, R, build_tiny, tiny_config
 
 CFG = TrainConfig(
@@ -37,15 +39,13 @@ def tiny(tmp_path_factory):
     return build_tiny(tmp_path_factory.mktemp("tiny"))
 
 
-def paths(tiny, out: Path) -> Paths:
-    root = tiny["root"]
-    return Paths(
-        samples=root / "samples",
-        tokenizer=root / "tokenizer.json",
-        out=out,
-        metrics=out / "train.json",
-        live=out / "dvclive",
-        checkpoints=out / "checkpoints",
+def paths(tiny, out: Path) -> PathsConfig:
+    """The tiny corpus's samples; the model (beside a copy of its tokenizer), its checkpoints,
+    curves and metrics in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny["paths"].tokenizer, out / "tokenizer.json")
+    return replace(
+        tiny["paths"], models=out, metrics=out, dvclive=out / "dvclive", checkpoints=out / "checkpoints"
     )
 
 
@@ -75,10 +75,10 @@ def test_resume_after_a_kill_matches_an_unbroken_run(tiny, tmp_path):
     train(cfg, CFG, SAMPLES, paths(tiny, tmp_path / "straight"), progress=False)
     broken = paths(tiny, tmp_path / "broken")
     train(cfg, CFG, SAMPLES, broken, progress=False, stop_after=3)  # killed after step 3
-    assert not (broken.out / "model.safetensors").exists()
+    assert not (broken.models / "model.safetensors").exists()
     assert [p.name for p in broken.checkpoints.glob("*/*.pt")] == ["step-00000002.pt"]
     train(cfg, CFG, SAMPLES, broken, progress=False)
-    a, b = weights(tmp_path / "straight"), weights(broken.out)
+    a, b = weights(tmp_path / "straight"), weights(broken.models)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
@@ -94,7 +94,7 @@ def test_loader_workers_and_a_resume_change_nothing(tiny, tmp_path):
     broken = paths(tiny, tmp_path / "workers")
     train(cfg, workers, SAMPLES, broken, progress=False, stop_after=3)
     train(cfg, workers, SAMPLES, broken, progress=False)
-    a, b = weights(tmp_path / "inline"), weights(broken.out)
+    a, b = weights(tmp_path / "inline"), weights(broken.models)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     # and dropout's draws are in play: the same run without dropout ends elsewhere, so a
@@ -102,6 +102,17 @@ def test_loader_workers_and_a_resume_change_nothing(tiny, tmp_path):
     no_dropout = tiny_config(tiny["vocab_size"], dropout=0.0)
     train(no_dropout, CFG, SAMPLES, paths(tiny, tmp_path / "no_dropout"), progress=False)
     assert not torch.equal(a["tok.weight"], weights(tmp_path / "no_dropout")["tok.weight"])
+
+
+def test_the_optimizer_and_the_regularizer_read_the_train_config(tiny, tmp_path):
+    """AdamW's betas are train.adam_betas, the InfoNCE temperature train.constraint_temperature."""
+    cfg = replace(CFG, adam_betas=[0.8, 0.95], constraint_temperature=0.5)
+    run = setup_training(tiny_config(tiny["vocab_size"]), cfg, SAMPLES, paths(tiny, tmp_path))
+    try:
+        assert run.opt.param_groups[0]["betas"] == (0.8, 0.95)
+        assert run.net.temperature == 0.5 and run.start == 0
+    finally:
+        run.close()
 
 
 def test_micro_batch_indices_split_a_step_across_ranks():
@@ -162,7 +173,7 @@ def test_corrupt_or_foreign_checkpoints_are_refused_and_kept(tiny, tmp_path, cap
     assert len({q.parent.name for q in p.checkpoints.glob("*/*.pt")}) == 2
 
 
-def _ddp_worker(rank: int, world: int, port: int, tiny: dict, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, tiny: dict, paths: PathsConfig) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -172,14 +183,14 @@ def _ddp_worker(rank: int, world: int, port: int, tiny: dict, out: str) -> None:
     )
     torch.set_num_threads(1)
     cfg = replace(CFG, grad_accum=1, steps=3)
-    train(tiny_config(tiny["vocab_size"]), cfg, SAMPLES, paths(tiny, Path(out)), progress=False)
+    train(tiny_config(tiny["vocab_size"]), cfg, SAMPLES, paths, progress=False)
 
 
 def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tiny, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, tiny, str(tmp_path / "ddp")), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, port, tiny, paths(tiny, tmp_path / "ddp")), nprocs=2, join=True)
     train(
         tiny_config(tiny["vocab_size"]),
         replace(CFG, grad_accum=2, steps=3),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from graphmer.config import PathsConfig
 from graphmer.extract.pipeline import extract_kg
 from graphmer.model import ModelConfig
 from graphmer.samples import Layout, build_samples
@@ -56,18 +57,26 @@ def write_split(kg_dir: Path, out: Path, held_out: dict[str, str]) -> Path:
 
 
 def build_tiny(root: Path, files: int = 10) -> dict:
+    """The corpus, its graph, split, tokenizer and samples where the pipeline puts them, inside
+    `root` (`paths`: `PathsConfig().under(root)`)."""
+    paths = PathsConfig().under(root)
     texts = {f"p/pkg/m{i}.py": LIB.format(i=i) for i in range(files)}
     texts["p/pkg/base.py"] = "class Base:\n    items = {}\n\n    def put(self, key, value):\n        pass\n"
     texts["p/pkg/__init__.py"] = "from .base import Base\n"
-    raw = write_tree(root / "raw", texts)
-    extract_kg({"p": raw / "p"}, root / "kg", progress=False)
+    write_tree(paths.raw, texts)
+    extract_kg({"p": paths.raw / "p"}, paths.kg, progress=False)
     tok = train_tokenizer(list(texts.values()), vocab_size=320)
-    save(tok, root / "tokenizer.json")
-    split = write_split(root / "kg", root / "split.parquet", HELD_OUT)
+    save(tok, paths.tokenizer)
+    write_split(paths.kg, paths.split, HELD_OUT)
+    build_tiny_samples(paths)
+    return {"root": root, "paths": paths, "vocab": tok.get_vocab(), "vocab_size": tok.get_vocab_size()}
+
+
+def build_tiny_samples(paths: PathsConfig) -> None:
+    """The samples stage on the tiny corpus (tiny windows: R roots, L leaves, stride R)."""
     build_samples(
-        raw, root / "kg", root / "tokenizer.json", split, root / "samples", Layout(R, L, R), progress=False
+        paths.raw, paths.kg, paths.tokenizer, paths.split, paths.samples, Layout(R, L, R), progress=False
     )
-    return {"root": root, "vocab": tok.get_vocab(), "vocab_size": tok.get_vocab_size()}
 
 
 def tiny_config(vocab_size: int, **overrides) -> ModelConfig:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from graphmer.config import EvaluateConfig, SamplesConfig, TrainConfig
-from graphmer.evaluate import EvalPaths
-from graphmer.train import Paths, train
+from graphmer.config import EvaluateConfig, PathsConfig, SamplesConfig, TrainConfig
+from graphmer.train import train
 from tests.tiny import L, R, build_tiny, tiny_config
 
 SAMPLES = SamplesConfig(roots=R, leaves=L, stride=R)
@@ -14,6 +14,7 @@ EVAL = EvaluateConfig(seed=0, windows=0, triples_per_relation=0, batch_size=8, c
 
 
 def build_trained(root: Path, steps: int = 4) -> dict:
+    """`build_tiny` with a model trained on it, all in the pipeline's places inside `root`."""
     tiny = build_tiny(root)
     cfg = TrainConfig(
         steps=steps,
@@ -25,32 +26,10 @@ def build_trained(root: Path, steps: int = 4) -> dict:
         eval_batches=1,
         monitor_system=False,
     )
-    out = root / "models"
-    train(
-        tiny_config(tiny["vocab_size"]),
-        cfg,
-        SAMPLES,
-        Paths(
-            samples=root / "samples",
-            tokenizer=root / "tokenizer.json",
-            out=out,
-            metrics=out / "train.json",
-            live=out / "dvclive",
-            checkpoints=root / "checkpoints",
-        ),
-        progress=False,
-    )
+    train(tiny_config(tiny["vocab_size"]), cfg, SAMPLES, tiny["paths"], progress=False)
     return tiny
 
 
-def eval_paths(root: Path, out: Path) -> EvalPaths:
-    return EvalPaths(
-        samples=root / "samples",
-        kg=root / "kg",
-        split=root / "split.parquet",
-        model=root / "models",
-        tokenizer=root / "tokenizer.json",
-        metrics=out / "eval.json",
-        table=out / "eval_relations",
-        plot=out / "eval_hits10",
-    )
+def eval_paths(root: Path, out: Path) -> PathsConfig:
+    """The trained corpus in `root`, the metrics written to `out`."""
+    return replace(PathsConfig().under(root), metrics=out)

@@ -28,9 +28,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from graphmer.complete import Candidates
+from graphmer.kg import entity_names
 from graphmer.loader import word_bounds
-from graphmer.tokenizer import leaf_ids
+from graphmer.ranking import Candidates
+from graphmer.tokenizer import leaf_ids_by_name
 
 RULES = ("frequency", "copy", "name_lookup", "copy_name")
 
@@ -97,21 +98,16 @@ class NameLookup:
 
     @classmethod
     def from_kg(cls, kg_dir: Path, train_files: set[str], tok, leaves: int) -> NameLookup:
-        ent = pq.read_table(kg_dir / "entities.parquet", columns=["id", "name"]).to_pydict()
-        name_of = dict(zip(ent["id"], ent["name"]))
+        name_of = entity_names(kg_dir)
         tri = pq.read_table(kg_dir / "triples.parquet", columns=["head", "relation", "tail", "file"])
         tri = tri.to_pydict()
-        keep = [i for i, f in enumerate(tri["file"]) if f in train_files]
-        names = sorted({name_of.get(tri["tail"][i], tri["tail"][i]) for i in keep})
-        ids = dict(zip(names, leaf_ids(tok, names, leaves)))
-        return cls(
-            (
-                name_of.get(tri["head"][i], tri["head"][i]),
-                tri["relation"][i],
-                ids[name_of.get(tri["tail"][i], tri["tail"][i])],
-            )
-            for i in keep
-        )
+        rows = [
+            (name_of.get(h, h), r, name_of.get(t, t))
+            for h, r, t, f in zip(tri["head"], tri["relation"], tri["tail"], tri["file"])
+            if f in train_files
+        ]
+        ids = leaf_ids_by_name(tok, (t for _, _, t in rows), leaves)
+        return cls((h, r, ids[t]) for h, r, t in rows)
 
     def counts_for(self, head_name: str, relation: int, cands: Candidates, index) -> np.ndarray:
         out = np.zeros(len(cands), np.float64)

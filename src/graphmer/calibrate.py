@@ -128,7 +128,7 @@ def _bins(p: np.ndarray, bins: int) -> np.ndarray:
     return np.minimum((p * bins).astype(np.int64), bins - 1)
 
 
-def ece(p: Sequence[float], correct: Sequence[float], bins: int = 10) -> float | None:
+def ece(p: Sequence[float], correct: Sequence[float], bins: int) -> float | None:
     """Expected calibration error over `bins` equal-width bins (None without predictions)."""
     p, y = np.asarray(p, np.float64), np.asarray(correct, np.float64)
     if len(p) == 0:
@@ -139,7 +139,7 @@ def ece(p: Sequence[float], correct: Sequence[float], bins: int = 10) -> float |
     return float(gap.sum() / len(p)) if n.sum() else None
 
 
-def reliability(p: Sequence[float], correct: Sequence[float], bins: int = 10) -> list[dict]:
+def reliability(p: Sequence[float], correct: Sequence[float], bins: int) -> list[dict]:
     """One row per non-empty bin: its range, mean probability, accuracy and size."""
     p, y = np.asarray(p, np.float64), np.asarray(correct, np.float64)
     b = _bins(p, bins)

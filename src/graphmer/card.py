@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from graphmer import GraphmerError, atomic
+from graphmer.config import PathsConfig
 from graphmer.relations import RELATION_NAMES
 
 
@@ -136,12 +137,14 @@ def model_card(params: dict, model: dict, metrics: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def write_card(params_path: Path, model_dir: Path, metrics_dir: Path, out: Path) -> str:
+def write_card(params_path: Path, paths: PathsConfig = PathsConfig()) -> str:
+    """The `card` stage: the card of the model in `paths.models`, from `params_path` and the run's
+    metrics in `paths.metrics`, written beside the model as README.md."""
     import yaml
 
     params = yaml.safe_load(params_path.read_text()) or {}
-    model = _read(model_dir / "config.json")
+    model = _read(paths.models / "config.json")
     names = ("corpus", "kg", "split", "train", "eval", "distill")
-    text = model_card(params, model, {n: _read(metrics_dir / f"{n}.json") for n in names})
-    atomic.write_text(out, text)
+    text = model_card(params, model, {n: _read(paths.metrics / f"{n}.json") for n in names})
+    atomic.write_text(paths.models / "README.md", text)
     return text

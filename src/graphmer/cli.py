@@ -14,13 +14,15 @@ import os
 from pathlib import Path
 
 from graphmer import guarded
+from graphmer.config import PathsConfig
 
 
 def _fetch(args: argparse.Namespace) -> None:
     from graphmer.config import load_section
     from graphmer.corpus.fetch import fetch_corpus
 
-    metrics = fetch_corpus(load_section("corpus", args.params), args.out, args.metrics)
+    corpus, extract = load_section("corpus", args.params), load_section("extract", args.params)
+    metrics = fetch_corpus(corpus, args.out, args.metrics, extract)
     print(f"fetched {metrics['files']} files ({metrics['bytes'] / 1e6:.1f} MB) into {args.out}")
 
 
@@ -34,15 +36,11 @@ def _roots(paths: list[Path]) -> dict[str, Path]:
 
 
 def _extract(args: argparse.Namespace) -> None:
+    from graphmer.config import ExtractConfig
     from graphmer.extract.pipeline import extract_kg
 
-    m = extract_kg(
-        _roots(args.paths),
-        args.out,
-        workers=args.workers or os.cpu_count() or 1,
-        max_file_bytes=args.max_file_bytes,
-        metrics_path=args.out / "kg.json",
-    )
+    cfg = ExtractConfig(workers=args.workers or os.cpu_count() or 1, max_file_bytes=args.max_file_bytes)
+    m = extract_kg(_roots(args.paths), args.out, cfg, metrics_path=args.out / "kg.json")
     print(
         f"extracted {m['files_extracted']} files ({m['files'] - m['files_extracted']} skipped): "
         f"{m['entities']} entities, {m['triples']} triples -> {args.out}"
@@ -50,17 +48,17 @@ def _extract(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from graphmer.complete import predict
+    from graphmer.predict import predict
 
     head, preds = predict(
         args.file,
         args.entity,
         args.relation,
         args.top_k,
-        args.model_dir,
-        args.tokenizer,
-        args.candidates,
+        PathsConfig(models=args.model_dir),
         args.max_file_bytes,
+        tokenizer=args.tokenizer,
+        candidates=args.candidates,
     )
     if args.json:
         import json
@@ -78,20 +76,21 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _distill(args: argparse.Namespace) -> None:
     from graphmer.config import DistillConfig
-    from graphmer.distill import DistillPaths, distill_folders
+    from graphmer.distill import distill_folders
 
     cfg = DistillConfig(
         languages=args.languages, top_k=args.top_k, max_questions=args.max_questions, seed=args.seed
     )
-    paths = DistillPaths(
-        samples=args.samples,
-        kg=args.kg,
-        split=args.split,
-        model=args.model_dir,
+    paths = PathsConfig(samples=args.samples, kg=args.kg, split=args.split, models=args.model_dir)
+    s = distill_folders(
+        _roots(args.paths),
+        args.out,
+        cfg,
+        paths,
+        workers=args.workers or os.cpu_count() or 1,
         tokenizer=args.tokenizer,
         calibration=args.calibration,
     )
-    s = distill_folders(_roots(args.paths), args.out, cfg, paths, workers=args.workers or os.cpu_count() or 1)
     top = f"{max(cfg.thresholds):g}"
     at_top = sum(v.get(top, 0) for v in s["added"].values())
     print(
@@ -104,11 +103,12 @@ def _distill(args: argparse.Namespace) -> None:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     """--model-dir and --tokenizer: a trained model's folder (the pipeline's `models/`)."""
+    models = PathsConfig().models
     p.add_argument(
         "--model-dir",
         type=Path,
-        default=Path("models"),
-        help="folder with the trained model's config.json and model.safetensors (default: models)",
+        default=models,
+        help=f"folder with the trained model's config.json and model.safetensors (default: {models})",
     )
     p.add_argument("--tokenizer", type=Path, help="the model's tokenizer (default: MODEL_DIR/tokenizer.json)")
 
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)"
     )
-    p.add_argument("--out", type=Path, default=Path("data/raw"), help="output folder (default: data/raw)")
+    raw = PathsConfig().raw
+    p.add_argument("--out", type=Path, default=raw, help=f"output folder (default: {raw})")
     p.add_argument("--metrics", type=Path, default=None, help="also write corpus metrics JSON here")
     p.set_defaults(run=_fetch)
 
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_extract)
 
+    from graphmer.predict import TOP_K
+    from graphmer.ranking import CANDIDATES_FILE
     from graphmer.relations import RELATION_NAMES
 
     p = sub.add_parser(
@@ -157,13 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, metavar="FILE", help="a .py, .java or .js file")
     p.add_argument("--entity", required=True, help="a name the file defines (function, class, method, ...)")
     p.add_argument("--relation", required=True, metavar="REL", help=f"one of: {', '.join(RELATION_NAMES)}")
-    p.add_argument("--top-k", type=int, default=10, help="how many tails to print (default 10)")
+    p.add_argument("--top-k", type=int, default=TOP_K, help=f"how many tails to print (default {TOP_K})")
     _model_args(p)
+    candidates = PathsConfig().samples / CANDIDATES_FILE
     p.add_argument(
         "--candidates",
         type=Path,
-        default=Path("data/samples/candidates.parquet"),
-        help="tails per relation (default: data/samples/candidates.parquet)",
+        default=candidates,
+        help=f"tails per relation (default: {candidates})",
     )
     p.add_argument(
         "--max-file-bytes",
@@ -180,9 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _distill_parser(sub) -> None:
     from graphmer.config import DistillConfig
-    from graphmer.distill import CALIBRATION
 
-    defaults = DistillConfig()
+    defaults, paths = DistillConfig(), PathsConfig()
     p = sub.add_parser(
         "distill",
         help="fill the gaps of the static graph of local folders with the model",
@@ -215,16 +218,13 @@ def _distill_parser(sub) -> None:
     p.add_argument(
         "--calibration",
         type=Path,
-        default=Path(CALIBRATION),
-        help=f"scorer and calibrators (default: {CALIBRATION})",
+        help=f"scorer and calibrators (default: MODEL_DIR/{paths.calibration.name})",
     )
     p.add_argument(
-        "--samples", type=Path, default=Path("data/samples"), help="candidates (default: data/samples)"
+        "--samples", type=Path, default=paths.samples, help=f"candidates (default: {paths.samples})"
     )
-    p.add_argument("--kg", type=Path, default=Path("data/kg"), help="the corpus graph (default: data/kg)")
-    p.add_argument(
-        "--split", type=Path, default=Path("data/split.parquet"), help="default: data/split.parquet"
-    )
+    p.add_argument("--kg", type=Path, default=paths.kg, help=f"the corpus graph (default: {paths.kg})")
+    p.add_argument("--split", type=Path, default=paths.split, help=f"default: {paths.split}")
     p.set_defaults(run=_distill)
 
 
@@ -234,11 +234,11 @@ def _embed(args: argparse.Namespace) -> None:
     s = embed_paths(
         _roots(args.paths),
         args.out,
-        args.model_dir,
-        args.tokenizer,
+        PathsConfig(models=args.model_dir),
         workers=args.workers or os.cpu_count() or 1,
         batch_size=args.batch_size,
         max_file_bytes=args.max_file_bytes,
+        tokenizer=args.tokenizer,
     )
     skipped = f" ({s['files_skipped']} skipped)" if s["files_skipped"] else ""
     print(f"embedded {s['entities']} entities of {s['files']} files{skipped} -> {args.out}")
@@ -287,8 +287,6 @@ def _embed_parser(sub) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if getattr(args, "model_dir", None) is not None and args.tokenizer is None:
-        args.tokenizer = args.model_dir / "tokenizer.json"  # the pipeline keeps it beside the model
     guarded(f"graphmer {args.command}", lambda: args.run(args))
 
 

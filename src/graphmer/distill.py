@@ -48,15 +48,17 @@ import torch
 
 from graphmer import GraphmerError, atomic, baselines, progress_bar
 from graphmer.calibrate import Calibrator, ece, reliability, selective
-from graphmer.complete import Candidates, Question, answer, code_window, load_model, rank_metrics
-from graphmer.config import DistillConfig
-from graphmer.evaluate import EvalPaths, Ranking, held_out_triples
+from graphmer.checkpoint import load_model
+from graphmer.config import DistillConfig, ExtractConfig, PathsConfig
+from graphmer.evaluate import Ranking, held_out_triples
+from graphmer.kg import entity_columns
 from graphmer.model import WEIGHTS_FILE
+from graphmer.ranking import Candidates, Question, answer, code_window, rank_metrics
 from graphmer.relations import RELATION_NAMES
 from graphmer.relations import Relation as R
 from graphmer.samples import char_offsets, mention_tokens
 from graphmer.split import read_split
-from graphmer.tokenizer import IDENTIFIER, PAD, leaf_ids
+from graphmer.tokenizer import IDENTIFIER, PAD, leaf_ids_by_name
 
 # gap kind -> (relation, head kinds); which kinds each language asks (Java declares every type)
 GAP_KINDS = {
@@ -71,25 +73,6 @@ TYPE_RELATIONS = (R.HAS_TYPE, R.RETURNS, R.INHERITS, R.IMPLEMENTS, R.INSTANTIATE
 CLASS_KINDS = ("class", "interface")
 FEATURES = ("model", "name_lookup", "copy", "frequency")  # a scorer weighs these per candidate
 CONTEXT_BYTES = 4096  # code read each side of the head: more than a window of R tokens holds
-CALIBRATION = "models/calibration.json"
-
-
-@dataclass(frozen=True)
-class DistillPaths:
-    raw: Path = Path("data/raw")
-    samples: Path = Path("data/samples")
-    kg: Path = Path("data/kg")
-    split: Path = Path("data/split.parquet")
-    model: Path = Path("models")
-    tokenizer: Path = Path("models/tokenizer.json")
-    calibration: Path = Path(CALIBRATION)
-    out: Path = Path("data/distilled.parquet")
-    metrics: Path = Path("metrics/distill.json")
-    table: Path = Path("metrics/distill.md")
-    reliability: Path = Path("metrics/distill_reliability.csv")
-
-    def eval_paths(self) -> EvalPaths:
-        return EvalPaths(samples=self.samples, kg=self.kg, split=self.split)
 
 
 # --------------------------------------------------------------------------- the static graph
@@ -111,10 +94,10 @@ class Graph:
 
     @classmethod
     def load(cls, kg_dir: Path) -> Graph:
-        ent = pq.read_table(kg_dir / "entities.parquet").to_pydict()
+        ent = entity_columns(kg_dir, ["kind", "name", "language", "file", "start_line"])
         tri = pq.read_table(kg_dir / "triples.parquet")
         men = pq.read_table(kg_dir / "mentions.parquet").to_pydict()
-        file = {i: f for i, f in zip(ent["id"], ent["file"]) if f is not None}
+        file = {i: f for i, f in ent["file"].items() if f is not None}
         span: dict[str, tuple[int, int]] = {}
         for e, f, s, t, role in zip(
             men["entity_id"], men["file"], men["start_byte"], men["end_byte"], men["role"]
@@ -125,11 +108,11 @@ class Graph:
         for h, r, t in zip(*(tri[c].to_pylist() for c in ("head", "relation", "tail"))):
             tails[(h, r)].add(t)
         return cls(
-            dict(zip(ent["id"], ent["kind"])),
-            dict(zip(ent["id"], ent["name"])),
-            dict(zip(ent["id"], ent["language"])),
+            ent["kind"],
+            ent["name"],
+            ent["language"],
             file,
-            {i: int(x) for i, x in zip(ent["id"], ent["start_line"]) if x is not None},
+            {i: int(x) for i, x in ent["start_line"].items() if x is not None},
             span,
             tails,
             tri,
@@ -362,7 +345,7 @@ class Context:
 
     def token_forms(self, names: list[str]) -> list[tuple[int, ...]]:
         new = [n for n in names if n not in self._ids]
-        self._ids.update(zip(new, leaf_ids(self.tok, new, self.L)))
+        self._ids.update(leaf_ids_by_name(self.tok, new, self.L))
         return [self._ids[n] for n in names]
 
     def candidates(self, relation: int, text: str) -> Candidates:
@@ -978,12 +961,14 @@ def _reader(roots: dict[str, Path]):
     return read
 
 
-def _setup(paths: DistillPaths, local_kg: Path | None, roots: dict[str, Path], cfg: DistillConfig):
-    model, tok = load_model(paths.model, paths.tokenizer)
+def _setup(
+    paths: PathsConfig, tokenizer: Path, local_kg: Path | None, roots: dict[str, Path], cfg: DistillConfig
+):
+    model, tok = load_model(paths.models, tokenizer)
     max_tokens = min(cfg.max_tail_tokens, model.cfg.leaves)  # no leaf group holds a longer tail
     corpus = Graph.load(paths.kg)
     local = corpus if local_kg is None else Graph.load(local_kg)
-    ranking = Ranking.load(paths.eval_paths(), tok, model.cfg.leaves)
+    ranking = Ranking.load(paths, tok, model.cfg.leaves)
     train_files = {p for p, s in read_split(paths.split).items() if s == "train"}
     ctx = Context(ranking, tok, model.cfg.leaves, max_tokens, corpus, local, _reader(roots))
     return model, ctx, TailIds(corpus, train_files, local), _validator(corpus, local, train_files)
@@ -1028,13 +1013,13 @@ def _fill(model, ctx, tail_ids, validator, scorer, calibrator, files, cfg, progr
     }
 
 
-def distill(cfg: DistillConfig, paths: DistillPaths = DistillPaths(), progress: bool = True) -> dict:
+def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bool = True) -> dict:
     """The `distill` stage: fit the scorer and calibrator on dev, check them on test, fill the gaps
     of the `cfg.split` files; writes the distilled graph, the metrics and the fitted calibrator."""
     from graphmer.extract.pipeline import source_roots
 
     start = time.perf_counter()
-    model, ctx, tail_ids, validator = _setup(paths, None, source_roots(paths.raw), cfg)
+    model, ctx, tail_ids, validator = _setup(paths, paths.tokenizer, None, source_roots(paths.raw), cfg)
     with torch.inference_mode():
         dev_slots, dev_skipped = hidden_slots(ctx.corpus, paths.samples, "dev", cfg, ctx.read)
         if not dev_slots:
@@ -1054,8 +1039,8 @@ def distill(cfg: DistillConfig, paths: DistillPaths = DistillPaths(), progress: 
         filled = _fill(
             model, ctx, tail_ids, validator, scorer, calibrator, files, cfg, progress, cfg.max_questions
         )
-    atomic.write_parquet(paths.out, distilled_table(ctx.corpus, files, filled["kept"]))
-    save_fitted(paths.calibration, scorer, calibrator, model_digest(paths.model), cfg)
+    atomic.write_parquet(paths.distilled, distilled_table(ctx.corpus, files, filled["kept"]))
+    save_fitted(paths.calibration, scorer, calibrator, model_digest(paths.models), cfg)
     dev_probs = probabilities(dev_preds, calibrator)
     metrics = {
         "seed": cfg.seed,
@@ -1105,23 +1090,28 @@ def distill_folders(
     roots: dict[str, Path],
     out: Path,
     cfg: DistillConfig,
-    paths: DistillPaths = DistillPaths(),
+    paths: PathsConfig = PathsConfig(),
     workers: int = 1,
     progress: bool = True,
+    *,
+    tokenizer: Path | None = None,
+    calibration: Path | None = None,
 ) -> dict:
     """`graphmer distill PATH... --out DIR`: static extraction of the folders, then the gaps of
     every file filled with the model, the scorer and calibrator the stage fitted on the corpus's dev
-    files. Writes DIR/kg/ (the static graph), DIR/distilled.parquet and DIR/distill.json."""
+    files. Writes DIR/kg/ (the static graph), DIR/distilled.parquet and DIR/distill.json. The model
+    and the corpus (its graph, split and candidates) are the table's; `tokenizer` and `calibration`
+    name files kept elsewhere than beside the model (`paths.tokenizer`, `paths.calibration`)."""
     from graphmer.extract.pipeline import extract_kg
 
     start = time.perf_counter()
     out = Path(out)
-    if not (paths.model / WEIGHTS_FILE).is_file():
-        raise GraphmerError(f"{paths.model / WEIGHTS_FILE} not found: train a model first")
-    scorer, calibrator, max_tokens = load_fitted(paths.calibration, model_digest(paths.model))
-    extract_kg(roots, out / "kg", workers=workers, progress=progress)
+    if not (paths.models / WEIGHTS_FILE).is_file():
+        raise GraphmerError(f"{paths.models / WEIGHTS_FILE} not found: train a model first")
+    scorer, calibrator, max_tokens = load_fitted(calibration or paths.calibration, model_digest(paths.models))
+    extract_kg(roots, out / "kg", ExtractConfig(workers=workers), progress=progress)
     cfg = replace(cfg, max_tail_tokens=max_tokens)  # questions shaped as the calibrators were fitted
-    model, ctx, tail_ids, validator = _setup(paths, out / "kg", roots, cfg)
+    model, ctx, tail_ids, validator = _setup(paths, tokenizer or paths.tokenizer, out / "kg", roots, cfg)
     files = {
         p
         for p, s in zip(
@@ -1143,14 +1133,14 @@ def distill_folders(
 # --------------------------------------------------------------------------- metrics files
 
 
-def write_outputs(metrics: dict, bins: list[dict], paths: DistillPaths) -> None:
-    atomic.write_json(paths.metrics, metrics)
+def write_outputs(metrics: dict, bins: list[dict], paths: PathsConfig) -> None:
+    atomic.write_json(paths.metrics / "distill.json", metrics)
     cols = ["bin_low", "bin_high", "mean_probability", "accuracy", "predictions"]
     lines = [",".join(cols)] + [
         ",".join(f"{b[c]:.4f}" if isinstance(b[c], float) else str(b[c]) for c in cols) for b in bins
     ]
-    atomic.write_text(paths.reliability, "\n".join(lines) + "\n")
-    atomic.write_text(paths.table, summary_table(metrics))
+    atomic.write_text(paths.metrics / "distill_reliability.csv", "\n".join(lines) + "\n")
+    atomic.write_text(paths.metrics / "distill.md", summary_table(metrics))
 
 
 def _f(v) -> str:

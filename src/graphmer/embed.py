@@ -10,7 +10,7 @@ Design choices:
 - Modules and external entities have no definition span and get no row; the summary counts
   them by kind. A module's vector, where one is wanted, is the mean of its file's rows.
 - The model reads the code alone, as `graphmer predict` does: R roots around the name, a quarter
-  of them before it (`complete.code_window`), every leaf group empty. No graph is needed at
+  of them before it (`ranking.code_window`), every leaf group empty. No graph is needed at
   inference, so a file embeds the same in whatever folder it sits.
 - The vector is the mean of the final hidden states over the roots that cover the name's bytes:
   the name's own tokens, read in context. Definitions whose windows start at the same token (all
@@ -37,12 +37,13 @@ import pyarrow.parquet as pq
 import torch
 
 from graphmer import GraphmerError, atomic, progress_bar
-from graphmer.complete import code_window, load_model
-from graphmer.config import ExtractConfig
+from graphmer.checkpoint import load_model
+from graphmer.config import ExtractConfig, PathsConfig
 from graphmer.extract.pipeline import check_output, extract_kg, plan
 from graphmer.languages import SkipFile, language_of, read_regular
 from graphmer.loader import IGNORE, collate, compact, word_starts
 from graphmer.model import MODEL_INPUTS, GraphMERT
+from graphmer.ranking import code_window
 from graphmer.samples import char_offsets, mention_tokens
 
 COLUMNS = ("id", "kind", "name", "language", "file", "line")
@@ -201,21 +202,23 @@ def chunks(items: Iterator, size: int) -> Iterator[list]:
 def embed_paths(
     roots: dict[str, Path],
     out: Path,
-    model_dir: Path = Path("models"),
-    tokenizer: Path = Path("models/tokenizer.json"),
+    paths: PathsConfig = PathsConfig(),
     workers: int = 1,
     batch_size: int = BATCH_SIZE,
     progress: bool = True,
     max_file_bytes: int = ExtractConfig.max_file_bytes,
+    *,
+    tokenizer: Path | None = None,
 ) -> dict:
     """Embed every definition in the files of `roots` ({source name: folder or single file}) with
     the trained model and write the table to `out` (Parquet). The summary counts the rows
     (`entities`), the files extracted, embedded, skipped by extraction (`graphmer extract` lists
-    why) and changed since, the forward windows, and the entities without a definition by kind."""
+    why) and changed since, the forward windows, and the entities without a definition by kind.
+    The model is `paths.models`'s, its tokenizer `paths.tokenizer` unless `tokenizer` names another."""
     start = time.perf_counter()
     out = Path(out)
     check_inputs(roots, out, workers, batch_size, max_file_bytes)
-    model, tok = load_model(model_dir, tokenizer)
+    model, tok = load_model(paths.models, tokenizer or paths.tokenizer)
     R, L = model.cfg.roots, model.cfg.leaves
     alone = {name for name, path in roots.items() if not Path(path).is_dir()}
     # Single files are copied out of the way of the folders' walk (`out` may be inside one).
@@ -255,7 +258,7 @@ class Extracted:
         """Extract `folders` into `kg` and read back what embedding needs."""
         if not plan(folders):  # no file of our languages: nothing to embed, as in files that define nothing
             return cls({}, Files({}, 0, folders, max_bytes), {})
-        extract_kg(folders, kg, workers=workers, max_file_bytes=max_bytes, progress=progress)
+        extract_kg(folders, kg, ExtractConfig(workers=workers, max_file_bytes=max_bytes), progress=progress)
         ent = pq.read_table(kg / "entities.parquet", columns=["id", "kind", "name", "language"]).to_pydict()
         info = {
             e: (k, n, lang) for e, k, n, lang in zip(ent["id"], ent["kind"], ent["name"], ent["language"])

@@ -38,13 +38,15 @@ import pyarrow.parquet as pq
 import torch
 
 from graphmer import GraphmerError, atomic, baselines, progress_bar
-from graphmer.complete import Candidates, Question, answer, load_model, rank_metrics
-from graphmer.config import EvaluateConfig, SamplesConfig
+from graphmer.checkpoint import load_model
+from graphmer.config import EvaluateConfig, PathsConfig, SamplesConfig
+from graphmer.kg import entity_names
 from graphmer.loader import IGNORE, LeafyChains, collate, compact, word_starts
 from graphmer.model import MODEL_INPUTS, GraphMERT, masked_groups
+from graphmer.ranking import CANDIDATES_FILE, Candidates, Question, answer, rank_metrics
 from graphmer.relations import RELATION_NAMES
 from graphmer.split import read_split
-from graphmer.tokenizer import leaf_ids
+from graphmer.tokenizer import leaf_ids_by_name
 
 # The rule of each relation with the best dev MRR (`rule_by_relation`), applied to the reported split.
 BY_RELATION = "rule_by_relation"
@@ -58,18 +60,6 @@ def systems_of(results: dict) -> list[str]:
 
 
 RANK_KEYS = ("mrr", "hits1", "hits3", "hits10")
-
-
-@dataclass(frozen=True)
-class EvalPaths:
-    samples: Path = Path("data/samples")
-    kg: Path = Path("data/kg")
-    split: Path = Path("data/split.parquet")
-    model: Path = Path("models")
-    tokenizer: Path = Path("models/tokenizer.json")
-    metrics: Path = Path("metrics/eval.json")
-    table: Path = Path("metrics/eval_relations")  # .csv and .md
-    plot: Path = Path("metrics/eval_hits10")  # <system>.csv: relation, hits10
 
 
 # --------------------------------------------------------------------------- leakage
@@ -267,18 +257,11 @@ def true_tails(kg_dir: Path, heads: set[str], tok, leaves: int) -> dict[tuple[st
     tri = pq.read_table(kg_dir / "triples.parquet", columns=["head", "relation", "tail"])
     tri = tri.filter(pc.is_in(tri["head"], pa.array(sorted(heads), pa.string()))).to_pydict()
     name_of = entity_names(kg_dir, set(tri["tail"]))
-    names = sorted({name_of.get(t, t) for t in tri["tail"]})
-    ids = dict(zip(names, leaf_ids(tok, names, leaves)))
+    ids = leaf_ids_by_name(tok, (name_of.get(t, t) for t in tri["tail"]), leaves)
     out: dict[tuple[str, int], set[tuple]] = defaultdict(set)
     for h, r, t in zip(tri["head"], tri["relation"], tri["tail"]):
         out[(h, r)].add(ids[name_of.get(t, t)])
     return out
-
-
-def entity_names(kg_dir: Path, ids: set[str]) -> dict[str, str]:
-    ent = pq.read_table(kg_dir / "entities.parquet", columns=["id", "name"])
-    ent = ent.filter(pc.is_in(ent["id"], pa.array(sorted(ids), pa.string()))).to_pydict()
-    return dict(zip(ent["id"], ent["name"]))
 
 
 # --------------------------------------------------------------------------- tail prediction
@@ -295,8 +278,8 @@ class Ranking:
     ends: np.ndarray
 
     @classmethod
-    def load(cls, paths: EvalPaths, tok, leaves: int) -> Ranking:
-        table = pq.read_table(paths.samples / "candidates.parquet")
+    def load(cls, paths: PathsConfig, tok, leaves: int) -> Ranking:
+        table = pq.read_table(paths.samples / CANDIDATES_FILE)
         train_files = {p for p, s in read_split(paths.split).items() if s == "train"}
         return cls(
             {r: Candidates.of(table, r, leaves) for r in range(len(RELATION_NAMES))},
@@ -310,7 +293,7 @@ class Asker:
     cheap rule's scores: what tail prediction and the choice of rules share."""
 
     def __init__(
-        self, ds: LeafyChains, split: str, paths: EvalPaths, tok, cfg: EvaluateConfig, ranking: Ranking
+        self, ds: LeafyChains, split: str, paths: PathsConfig, tok, cfg: EvaluateConfig, ranking: Ranking
     ):
         self.ds, self.seed, self.ranking, self.cands = ds, cfg.seed, ranking, ranking.cands
         self.held, self.counts = held_out_triples(paths.samples, split, cfg.seed, cfg.triples_per_relation)
@@ -414,7 +397,7 @@ def _gains(rows: dict[str, list[dict]], seed: int) -> dict:
     return {f"model_vs_{s}": paired_gain(rows["model"], rows[s], seed) for s in rows if s != "model"}
 
 
-def summarize(results: dict[str, list[dict]], counts: dict, candidates: dict, seed: int = 0) -> dict:
+def summarize(results: dict[str, list[dict]], counts: dict, candidates: dict, seed: int) -> dict:
     out: dict = {}
     systems = systems_of(results)
     for part, keep in (
@@ -452,11 +435,14 @@ def summarize(results: dict[str, list[dict]], counts: dict, candidates: dict, se
 def evaluate(
     cfg: EvaluateConfig,
     samples: SamplesConfig,
-    paths: EvalPaths = EvalPaths(),
+    paths: PathsConfig = PathsConfig(),
     progress: bool = True,
 ) -> dict:
+    """The `evaluate` stage: the leakage guard, masked accuracy and tail prediction on `cfg.split`;
+    writes metrics/eval.json, the per-relation table (eval_relations.csv, .md) and the plot data
+    (eval_hits10/<system>.csv) in `paths.metrics`."""
     leakage = check_leakage(paths.samples, paths.kg, paths.split, cfg.split)
-    model, tok = load_model(paths.model, paths.tokenizer)
+    model, tok = load_model(paths.models, paths.tokenizer)
     if (model.cfg.roots, model.cfg.leaves) != (samples.roots, samples.leaves):
         raise GraphmerError(
             f"the model was trained on windows of {model.cfg.roots} roots x {model.cfg.leaves} leaves, "
@@ -475,7 +461,7 @@ def evaluate(
     return metrics
 
 
-def _split_windows(paths: EvalPaths, tok, samples: SamplesConfig, cfg: EvaluateConfig, split: str):
+def _split_windows(paths: PathsConfig, tok, samples: SamplesConfig, cfg: EvaluateConfig, split: str):
     return LeafyChains(
         paths.samples / f"{split}.parquet",
         paths.samples / "tails.parquet",
@@ -527,14 +513,16 @@ def _gain(g: dict) -> str:
     return f"{g['mrr_diff']:+.3f} [{g['ci95_low']:+.3f}, {g['ci95_high']:+.3f}]"
 
 
-def write_outputs(metrics: dict, paths: EvalPaths) -> None:
+def write_outputs(metrics: dict, paths: PathsConfig) -> None:
+    table = paths.metrics / "eval_relations"  # .csv and .md
+    plots = paths.metrics / "eval_hits10"  # <system>.csv: relation, hits10
     rows = relation_rows(metrics)
-    atomic.write_json(paths.metrics, metrics)
+    atomic.write_json(paths.metrics / "eval.json", metrics)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    atomic.write_text(paths.table.with_suffix(".csv"), buf.getvalue())
+    atomic.write_text(table.with_suffix(".csv"), buf.getvalue())
     tp = metrics["tail_prediction"]
     best = tp["strongest_baseline"]
     systems = systems_of(tp["overall"])
@@ -563,8 +551,8 @@ def write_outputs(metrics: dict, paths: EvalPaths) -> None:
         cells += [_fmt(tp[part][s].get("mrr")) for s in systems]
         cells += [_gain(tp[part]["gain"][f"model_vs_{best}"]), ""]
         lines.append("| " + " | ".join(cells) + " |")
-    atomic.write_text(paths.table.with_suffix(".md"), "\n".join(lines) + "\n")
-    paths.plot.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(table.with_suffix(".md"), "\n".join(lines) + "\n")
+    plots.mkdir(parents=True, exist_ok=True)
     for s in systems:
         plot = [f"{r['relation']},{r[f'{s}_hits10']:.4f}" for r in rows if r["evaluated"]]
-        atomic.write_text(paths.plot / f"{s}.csv", "\n".join(["relation,hits10", *plot]) + "\n")
+        atomic.write_text(plots / f"{s}.csv", "\n".join(["relation,hits10", *plot]) + "\n")

@@ -75,8 +75,10 @@ COPY_INPUTS = ("word_start", "word_stop")
 def leafy_chain_distance(
     root_q: torch.Tensor, slot_q: torch.Tensor, root_k: torch.Tensor, slot_k: torch.Tensor
 ) -> torch.Tensor:
-    """Shortest path between positions q and k given their coordinates (DESIGN §6), elementwise:
-    |i-j| between roots i and j, +1 for each leaf end, min(|a-b|, 2) inside one leaf group
+    """Shortest path between positions q and k given their coordinates, elementwise. The leafy
+    chain's roots form a chain, and each leaf is joined to its root and to the leaves beside it in
+    its group; so roots i and j are |i-j| apart, each leaf end adds its edge to its root, and two
+    leaves of one group are |a-b| apart or 2 through their root, whichever is shorter
     (slot 0 is a root, 1..L a leaf slot)."""
     leaf_q, leaf_k = (slot_q > 0).long(), (slot_k > 0).long()
     d = (root_q - root_k).abs() + leaf_q + leaf_k
@@ -634,3 +636,23 @@ def masked_groups(batch: dict, roots: int, leaves: int) -> tuple[torch.Tensor, t
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------- pre-training
+
+
+def total_loss(out: dict[str, torch.Tensor], mu: float, constraint_weight: float) -> torch.Tensor:
+    """The pre-training objective from its parts (`train.Pretrainer`'s output): MLM on roots +
+    mu * MNM on leaves + constraint_weight * the InfoNCE regularizer."""
+    return out["mlm_loss"] + mu * out["mnm_loss"] + constraint_weight * out["constraint_loss"]
+
+
+def train_flops(model: GraphMERT, windows: int, positions: int) -> int:
+    """Model FLOPs of a forward + backward pass over `windows` of `positions` each (what MFU
+    counts): 6 per weight per position, the embedding tables left out (lookups, not products),
+    plus attention's scores and mixing, 12 * layers * positions * hidden per position."""
+    weights = sum(
+        p.numel() for n, p in model.named_parameters() if not n.startswith(("tok.", "pos.", "slot."))
+    )
+    cfg = model.cfg
+    return 6 * weights * windows * positions + 12 * cfg.layers * windows * positions * positions * cfg.hidden

@@ -8,17 +8,21 @@ process, so the effective batch is micro_batch * grad_accum * processes. The
 micro-batch sequence is a pure function of (seed, step), which makes a resumed
 run, or a run on more processes with the same effective batch, take the same
 batches as an unbroken single-process run.
+
+`train` is `setup_training` (data, model, optimizer, a resumed checkpoint, the batch
+stream: a `Run`) then `fit` (the steps, dev evaluations, checkpoints, the final model).
+What a model or a checkpoint is on disk is `graphmer.checkpoint`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,9 +31,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphmer import GraphmerError, atomic, progress_bar
-from graphmer.config import SamplesConfig, TrainConfig
+from graphmer.checkpoint import (
+    find_checkpoint,
+    fingerprint,
+    restore,
+    rng_state,
+    save_checkpoint,
+    save_model,
+    training_state,
+)
+from graphmer.config import PathsConfig, SamplesConfig, TrainConfig
 from graphmer.loader import IGNORE, LeafyChains, batch_loader, collate, compact, micro_batch_indices
-from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig, masked_groups, shape_mismatch
+from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig, masked_groups, total_loss
 from graphmer.relations import NUM_RELATIONS
 from graphmer.tokenizer import load as load_tokenizer
 
@@ -57,7 +70,7 @@ def mu_at(step: int, cfg: TrainConfig) -> float:
 class Pretrainer(nn.Module):
     """The encoder plus what only training needs (relation matrices of the regularizer)."""
 
-    def __init__(self, cfg: ModelConfig, temperature: float = 0.1):
+    def __init__(self, cfg: ModelConfig, temperature: float = TrainConfig.constraint_temperature):
         super().__init__()
         self.model = GraphMERT(cfg)
         d = cfg.hidden
@@ -116,17 +129,7 @@ def _nll(name: str, logp: torch.Tensor, target: torch.Tensor) -> dict[str, torch
     }
 
 
-# --------------------------------------------------------------------------- setup
-
-
-@dataclass(frozen=True)
-class Paths:
-    samples: Path = Path("data/samples")
-    tokenizer: Path = Path("models/tokenizer.json")
-    out: Path = Path("models")
-    metrics: Path = Path("metrics/train.json")
-    live: Path = Path("dvclive")
-    checkpoints: Path = Path("checkpoints")  # outside `out`: models/ is the model a user downloads
+# --------------------------------------------------------------------------- processes
 
 
 @dataclass
@@ -165,91 +168,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, masking: SamplesConfig, paths: Paths, world: int) -> str:
-    """What a checkpoint must match to be resumed: everything that shapes the trajectory,
-    the training code included (a checkpoint of older code is not silently continued)."""
-    h = hashlib.sha256()
-    skip = {
-        "checkpoint_every",
-        "keep_checkpoints",
-        "eval_every",
-        "eval_batches",
-        "log_every",
-        "monitor_system",
-        "loader_workers",  # the same batches, built elsewhere
-    }
-    h.update(
-        json.dumps(
-            [
-                model_cfg.to_dict(),
-                {k: v for k, v in asdict(cfg).items() if k not in skip},
-                asdict(masking),
-                world,
-            ],
-            sort_keys=True,
-        ).encode()
-    )
-    code = [Path(__file__).with_name(m) for m in ("model.py", "train.py", "loader.py")]
-    for f in (paths.samples / "train.parquet", paths.samples / "tails.parquet", paths.tokenizer, *code):
-        h.update(hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_path(folder: Path, step: int) -> Path:
-    return folder / f"step-{step:08d}.pt"
-
-
-def save_checkpoint(folder: Path, step: int, state: dict, keep: int) -> Path:
-    path = checkpoint_path(folder, step)
-    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(state, fh)  # through a Python file: a full disk is an OSError naming ENOSPC
-    for old in sorted(folder.glob("step-*.pt"))[:-keep]:  # only after the new one is safely written
-        old.unlink()
-    return path
-
-
-def find_checkpoint(folder: Path, fp: str, say=print, shapes: dict | None = None) -> dict | None:
-    """The newest checkpoint that loads, matches `fp` and (given the model's `shapes`, name ->
-    size) fits the model; says why it passes over others."""
-    for path in sorted(folder.glob("step-*.pt"), reverse=True):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # a truncated or foreign file
-            say(f"train: checkpoint {path.name} is unreadable ({type(err).__name__}); skipping it")
-            continue
-        if not isinstance(state, dict) or state.get("fingerprint") != fp:
-            say(f"train: checkpoint {path.name} is from another config or data; not resuming from it")
-            continue
-        if shapes is not None and (misfit := _misfit(state.get("model"), shapes)):
-            say(f"train: checkpoint {path.name} does not fit the model ({misfit}); skipping it")
-            continue
-        return state
-    return None
-
-
-def _misfit(weights, shapes: dict) -> str | None:
-    """Why a checkpoint's weights cannot load into a model with `shapes`, or None."""
-    if not isinstance(weights, dict):
-        return "no model weights"
-    found = {k: getattr(v, "shape", ()) for k, v in weights.items()}
-    return shape_mismatch(found, shapes, "the model's is")
-
-
-def rng_state(device: torch.device) -> dict:
-    """This process's random streams: the CPU generator, and the CUDA one of `device`."""
-    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    return {"cpu": torch.get_rng_state(), "cuda": cuda}
-
-
-def set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def seed_process(seed: int, d: Dist) -> None:
     """Each rank its own dropout stream (rank 0 keeps `seed`'s: one process is unchanged by DDP);
     the initial weights are rank 0's, which DDP broadcasts."""
@@ -267,86 +185,75 @@ def gather_rng(device: torch.device, d: Dist) -> list[dict]:
     return states
 
 
-# --------------------------------------------------------------------------- the loop
+# --------------------------------------------------------------------------- setup
 
 
-def train(
+@dataclass
+class Run:
+    """A run ready for its first step: the model (`ddp`: wrapped for DDP on more than one process),
+    optimizer and loss scaler, the stream of training micro-batches from step `start` on, the dev
+    windows, where its checkpoints go and rank 0's live logger."""
+
+    cfg: TrainConfig
+    paths: PathsConfig
+    d: Dist
+    device: torch.device
+    amp: torch.dtype | None  # autocast dtype (None: fp32)
+    net: Pretrainer
+    ddp: nn.Module
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    batches: Iterator[dict[str, torch.Tensor]] | None
+    dev: LeafyChains
+    start: int  # 0, or the step of the checkpoint resumed
+    fingerprint: str
+    checkpoints: Path  # this trajectory's folder
+    live: object | None  # dvclive.Live on rank 0
+
+    def close(self) -> None:
+        self.batches = None  # stops the loader's workers
+        if self.live is not None:
+            self.live.end()
+        if self.d.world > 1:
+            dist.destroy_process_group()
+
+
+def setup_training(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     samples: SamplesConfig,
-    paths: Paths = Paths(),
+    paths: PathsConfig = PathsConfig(),
     resume: bool = True,
-    progress: bool = True,
-    stop_after: int | None = None,
-) -> dict:
-    """Train, checkpoint, write final weights and metrics; `stop_after` simulates a killed run."""
+) -> Run:
+    """Data, model, optimizer and batches of a run, in the order that fixes its random streams:
+    the seed, the initial weights (rank 0's), each rank's dropout stream, then, resuming, the
+    checkpoint's weights and streams over them."""
     d = init_distributed()
     device = pick_device(d)
     torch.manual_seed(cfg.seed)
-    masking = samples
-    vocab = load_tokenizer(paths.tokenizer).get_vocab()
-    if max(vocab.values()) >= model_cfg.vocab_size:
-        raise GraphmerError(
-            f"tokenizer has {max(vocab.values()) + 1} tokens, model vocab_size is {model_cfg.vocab_size}"
-        )
-    train_ds, val_ds = (
-        LeafyChains(
-            paths.samples / f"{split}.parquet",
-            paths.samples / "tails.parquet",
-            vocab,
-            model_cfg.roots,
-            model_cfg.leaves,
-            masking,
-            cfg.seed,
-        )
-        for split in ("train", "dev")
-    )
-    if len(train_ds) == 0:
-        raise GraphmerError(f"{paths.samples / 'train.parquet'} has no windows")
-    net = Pretrainer(model_cfg).to(device)
+    train_ds, dev_ds = _windows(model_cfg, samples, paths, cfg.seed)
+    net = Pretrainer(model_cfg, cfg.constraint_temperature).to(device)
     seed_process(cfg.seed, d)
     if cfg.compile:
         for block in net.model.blocks:  # in place: parameter names, and so checkpoints, stay as they are
             block.compile(dynamic=True)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.adam_betas)
+    )
     amp = autocast_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    fp = fingerprint(model_cfg, cfg, masking, paths, d.world)
-    ckpt_dir = paths.checkpoints / fp  # one folder per trajectory: other configs' checkpoints stay intact
+    fp = fingerprint(model_cfg, cfg, samples, paths, d.world)
+    folder = paths.checkpoints / fp  # one folder per trajectory: other configs' checkpoints stay intact
     paths.checkpoints.mkdir(parents=True, exist_ok=True)  # a DVC output even before the first checkpoint
     if d.main:  # what a killed run was writing (a half checkpoint is as large as a whole one)
-        for folder in (paths.out, ckpt_dir):
-            atomic.remove_stale(folder)
-    start = 0
-    shapes = {k: v.shape for k, v in net.state_dict().items()}
-    if resume and (state := find_checkpoint(ckpt_dir, fp, print if d.main else lambda _: None, shapes)):
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optim"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"][d.rank], device)
-        start = int(state["step"])
-        if d.main:
-            print(f"train: resuming from step {start}")
+        for stale in (paths.models, folder):
+            atomic.remove_stale(stale)
+    start = _resume(net, opt, scaler, folder, fp, d, device) if resume else 0
     # Relations absent from a micro-batch leave their H-GAT and regularizer weights unused.
     ddp = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if d.world > 1 else net
     if d.main and start == 0 and resume:
-        others = [p.parent.name for p in paths.checkpoints.glob("*/step-*.pt") if p.parent.name != fp]
-        if others:
-            print(
-                f"train: no checkpoint of this config and data ({fp}); starting fresh "
-                f"({len(set(others))} other run(s) kept in {paths.checkpoints})"
-            )
+        _say_fresh(paths.checkpoints, fp)
     live = _live(paths, resume=start > 0) if d.main else None
-    metrics: dict = {}
-    bar = progress_bar(
-        range(start, cfg.steps),
-        initial=start,
-        total=cfg.steps,
-        desc="train",
-        unit="step",
-        disable=not (progress and d.main),
-    )
     loader = batch_loader(
         train_ds,
         micro_batch_indices(start, cfg.steps, cfg.grad_accum, d.world, d.rank),
@@ -356,69 +263,150 @@ def train(
         cfg.loader_workers,
         pin=device.type == "cuda",
     )
-    batches = iter(loader)
+    return Run(
+        cfg, paths, d, device, amp, net, ddp, opt, scaler, iter(loader), dev_ds, start, fp, folder, live
+    )
+
+
+def _windows(
+    model_cfg: ModelConfig, samples: SamplesConfig, paths: PathsConfig, seed: int
+) -> tuple[LeafyChains, LeafyChains]:
+    """The train and dev windows, with the tokenizer's vocabulary (which must fit the model's)."""
+    vocab = load_tokenizer(paths.tokenizer).get_vocab()
+    if max(vocab.values()) >= model_cfg.vocab_size:
+        raise GraphmerError(
+            f"tokenizer has {max(vocab.values()) + 1} tokens, model vocab_size is {model_cfg.vocab_size}"
+        )
+    train_ds, dev_ds = (
+        LeafyChains(
+            paths.samples / f"{split}.parquet",
+            paths.samples / "tails.parquet",
+            vocab,
+            model_cfg.roots,
+            model_cfg.leaves,
+            samples,
+            seed,
+        )
+        for split in ("train", "dev")
+    )
+    if len(train_ds) == 0:
+        raise GraphmerError(f"{paths.samples / 'train.parquet'} has no windows")
+    return train_ds, dev_ds
+
+
+def _resume(net, opt, scaler, folder: Path, fp: str, d: Dist, device: torch.device) -> int:
+    """The step of the newest checkpoint of this trajectory that fits the model, restored (0: none)."""
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    state = find_checkpoint(folder, fp, print if d.main else lambda _: None, shapes)
+    if state is None:
+        return 0
+    start = restore(state, net, opt, scaler, d.rank, device)
+    if d.main:
+        print(f"train: resuming from step {start}")
+    return start
+
+
+def _say_fresh(checkpoints: Path, fp: str) -> None:
+    others = [p.parent.name for p in checkpoints.glob("*/step-*.pt") if p.parent.name != fp]
+    if others:
+        print(
+            f"train: no checkpoint of this config and data ({fp}); starting fresh "
+            f"({len(set(others))} other run(s) kept in {checkpoints})"
+        )
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    samples: SamplesConfig,
+    paths: PathsConfig = PathsConfig(),
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
+    """Train, checkpoint, write final weights and metrics; `stop_after` simulates a killed run."""
+    run = setup_training(model_cfg, cfg, samples, paths, resume)
+    metrics = fit(run, progress, stop_after)
+    run.close()
+    return metrics
+
+
+def fit(run: Run, progress: bool = True, stop_after: int | None = None) -> dict:
+    """Steps `run.start` .. `cfg.steps`: logged, evaluated on dev and checkpointed as the config
+    says; at the end rank 0 writes the model and metrics/train.json. The last step's metrics."""
+    cfg, d = run.cfg, run.d
+    metrics: dict = {}
+    bar = progress_bar(
+        range(run.start, cfg.steps),
+        initial=run.start,
+        total=cfg.steps,
+        desc="train",
+        unit="step",
+        disable=not (progress and d.main),
+    )
     for step in bar:
-        t0 = time.perf_counter()
-        stats = _step(ddp, opt, scaler, batches, cfg, step, d, device, amp)
-        stats["tokens_per_s"] = stats.pop("tokens") / (time.perf_counter() - t0)
-        stats["peak_memory_mb"] = _peak_memory_mb(device)
-        metrics = {"step": step + 1, **stats}
-        if cfg.monitor_system and d.main:
-            metrics |= system_metrics(device)
-        if d.main and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            metrics |= evaluate_batches(net, val_ds, cfg, device, amp)
-        if live is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
-            for k, v in metrics.items():
-                if k != "step":
-                    live.log_metric(k if "/" in k else f"train/{k}", v)
-            live.next_step()
+        metrics = _measured_step(run, step)
+        if run.live is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
+            _log(run.live, metrics)
         if d.main:
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", mlm=f"{stats['mlm_acc']:.2f}", refresh=False)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", mlm=f"{metrics['mlm_acc']:.2f}", refresh=False)
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            rngs = gather_rng(device, d)  # every rank takes part; rank 0 writes
-            if d.main:
-                save_checkpoint(
-                    ckpt_dir,
-                    step + 1,
-                    {
-                        "model": net.state_dict(),
-                        "optim": opt.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "rng": rngs,
-                        "step": step + 1,
-                        "fingerprint": fp,
-                    },
-                    cfg.keep_checkpoints,
-                )
+            _checkpoint(run, step + 1)
         if stop_after is not None and step + 1 >= stop_after:
             break
     else:
         if d.main:
-            _write_outputs(net.model, metrics, paths)
-    del batches  # stops the loader's workers
-    if live is not None:
-        live.end()
-    if d.world > 1:
-        dist.destroy_process_group()
+            _write_outputs(run.net.model, metrics, run.paths)
     return metrics
 
 
-def _step(ddp, opt, scaler, batches, cfg: TrainConfig, step: int, d: Dist, device, amp) -> dict:
-    for group in opt.param_groups:
+def _measured_step(run: Run, step: int) -> dict:
+    """One optimizer step with its speed and memory, the system's use and, when due, dev metrics."""
+    cfg, d, device = run.cfg, run.d, run.device
+    t0 = time.perf_counter()
+    stats = _step(run, step)
+    stats["tokens_per_s"] = stats.pop("tokens") / (time.perf_counter() - t0)
+    stats["peak_memory_mb"] = _peak_memory_mb(device)
+    metrics = {"step": step + 1, **stats}
+    if cfg.monitor_system and d.main:
+        metrics |= system_metrics(device)
+    if d.main and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+        metrics |= evaluate_batches(run.net, run.dev, cfg, device, run.amp)
+    return metrics
+
+
+def _log(live, metrics: dict) -> None:
+    for k, v in metrics.items():
+        if k != "step":
+            live.log_metric(k if "/" in k else f"train/{k}", v)
+    live.next_step()
+
+
+def _checkpoint(run: Run, step: int) -> None:
+    rngs = gather_rng(run.device, run.d)  # every rank takes part; rank 0 writes
+    if run.d.main:
+        state = training_state(run.net, run.opt, run.scaler, rngs, step, run.fingerprint)
+        save_checkpoint(run.checkpoints, step, state, run.cfg.keep_checkpoints)
+
+
+def _step(run: Run, step: int) -> dict:
+    """One optimizer step of `grad_accum` micro-batches per process: mean losses, accuracies, lr,
+    mu, the gradient norm and the tokens of every process."""
+    cfg = run.cfg
+    for group in run.opt.param_groups:
         group["lr"] = lr_at(step, cfg)
     mu = mu_at(step, cfg)
     totals = {"loss": 0.0, "mlm_loss": 0.0, "mnm_loss": 0.0, "constraint_loss": 0.0}
     counts = torch.zeros(4, dtype=torch.float64)
     tokens = 0
-    ddp.train()
+    run.ddp.train()
     for a in range(cfg.grad_accum):
-        batch = {n: t.to(device, non_blocking=True) for n, t in next(batches).items()}
+        batch = {n: t.to(run.device, non_blocking=True) for n, t in next(run.batches).items()}
         tokens += int(batch["attention_mask"].sum())
-        sync = a == cfg.grad_accum - 1 or d.world == 1
-        with contextlib.nullcontext() if sync else ddp.no_sync(), _autocast(device, amp):
-            out = ddp(batch)
-            loss = out["mlm_loss"] + mu * out["mnm_loss"] + cfg.constraint_weight * out["constraint_loss"]
-        scaler.scale(loss / cfg.grad_accum).backward()
+        out, loss = _backward(run, batch, mu, sync=a == cfg.grad_accum - 1 or run.d.world == 1)
         for name in ("mlm_loss", "mnm_loss", "constraint_loss"):
             totals[name] += float(out[name].detach()) / cfg.grad_accum
         totals["loss"] += float(loss.detach()) / cfg.grad_accum
@@ -431,11 +419,11 @@ def _step(ddp, opt, scaler, batches, cfg: TrainConfig, step: int, d: Dist, devic
             ],
             dtype=torch.float64,
         )
-    scaler.unscale_(opt)
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.grad_clip))
-    scaler.step(opt)
-    scaler.update()
-    opt.zero_grad(set_to_none=True)
+    run.scaler.unscale_(run.opt)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(run.ddp.parameters(), cfg.grad_clip))
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    run.opt.zero_grad(set_to_none=True)
     accuracy = {
         "mlm_acc": float(counts[0] / max(counts[1], 1)),
         "mnm_acc": float(counts[2] / max(counts[3], 1)),
@@ -443,8 +431,20 @@ def _step(ddp, opt, scaler, batches, cfg: TrainConfig, step: int, d: Dist, devic
     return (
         totals
         | accuracy
-        | {"lr": lr_at(step, cfg), "mu": mu, "grad_norm": grad_norm, "tokens": tokens * d.world}
+        | {"lr": lr_at(step, cfg), "mu": mu, "grad_norm": grad_norm, "tokens": tokens * run.d.world}
     )
+
+
+def _backward(
+    run: Run, batch: dict[str, torch.Tensor], mu: float, sync: bool
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Forward and backward of one micro-batch (its share of the step's gradient); `sync`: all-reduce
+    the gradients (the last micro-batch of a DDP step)."""
+    with contextlib.nullcontext() if sync else run.ddp.no_sync(), _autocast(run.device, run.amp):
+        out = run.ddp(batch)
+        loss = total_loss(out, mu, run.cfg.constraint_weight)
+    run.scaler.scale(loss / run.cfg.grad_accum).backward()
+    return out, loss
 
 
 @torch.no_grad()
@@ -491,10 +491,10 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _live(paths: Paths, resume: bool):
+def _live(paths: PathsConfig, resume: bool):
     from dvclive import Live
 
-    return Live(dir=str(paths.live), resume=resume, dvcyaml=None, save_dvc_exp=False)
+    return Live(dir=str(paths.dvclive), resume=resume, dvcyaml=None, save_dvc_exp=False)
 
 
 def system_metrics(device: torch.device) -> dict:
@@ -520,6 +520,6 @@ def system_metrics(device: torch.device) -> dict:
     return out
 
 
-def _write_outputs(model: GraphMERT, metrics: dict, paths: Paths) -> None:
-    model._save_pretrained(paths.out)  # config.json + model.safetensors; the model card is a later stage's
-    atomic.write_json(paths.metrics, {k.replace("/", "_"): v for k, v in metrics.items()})
+def _write_outputs(model: GraphMERT, metrics: dict, paths: PathsConfig) -> None:
+    save_model(model, paths.models)
+    atomic.write_json(paths.metrics / "train.json", {k.replace("/", "_"): v for k, v in metrics.items()})

@@ -30,12 +30,10 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def copy(trained, tmp_path):
     """A copy of the trained model and candidates, to break; and a source file to ask about."""
-    root = trained["root"]
-    shutil.copytree(
-        root / "models", tmp_path / "models", ignore=shutil.ignore_patterns("checkpoints", "dvclive")
-    )
-    shutil.copy(root / "samples/candidates.parquet", tmp_path / "candidates.parquet")
-    shutil.copy(root / "tokenizer.json", tmp_path / "tokenizer.json")
+    paths = trained["paths"]
+    shutil.copytree(paths.models, tmp_path / "models")
+    shutil.copy(paths.samples / "candidates.parquet", tmp_path / "candidates.parquet")
+    shutil.copy(paths.tokenizer, tmp_path / "tokenizer.json")
     (tmp_path / "shop.py").write_text(SOURCE)
     return tmp_path
 

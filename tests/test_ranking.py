@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from graphmer.complete import (
+from graphmer.config import SamplesConfig
+from graphmer.loader import LeafyChains
+from graphmer.model import GraphMERT
+from graphmer.ranking import (
     Candidates,
     GroupOutput,
     Question,
@@ -14,17 +17,17 @@ from graphmer.complete import (
     rank_metrics,
     score_candidates,
 )
-from graphmer.loader import LeafyChains
-from graphmer.model import GraphMERT
 from graphmer.tokenizer import MASK, PAD
 from tests.tiny import L, R, build_tiny, tiny_config
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    tiny = build_tiny(tmp_path_factory.mktemp("complete"))
-    root = tiny["root"]
-    ds = LeafyChains(root / "samples/train.parquet", root / "samples/tails.parquet", tiny["vocab"], R, L)
+    tiny = build_tiny(tmp_path_factory.mktemp("ranking"))
+    samples = tiny["paths"].samples
+    ds = LeafyChains(
+        samples / "train.parquet", samples / "tails.parquet", tiny["vocab"], R, L, SamplesConfig()
+    )
     torch.manual_seed(0)
     model = GraphMERT(tiny_config(tiny["vocab_size"])).eval()
     # a window with at least two anchored heads, so other leaf groups exist

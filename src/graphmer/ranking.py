@@ -13,41 +13,25 @@ reveals how long the true tail is. A variant tells the model that l tokens are
 missing (in training a masked group always held its tail's length), so those token
 probabilities are conditional on l; adding log p(l | r), the length distribution of
 r's tails in the training graph, makes each score the log-probability of the whole tail.
+
+Used by `evaluate` (held-out questions), `distill` (gaps) and `graphmer predict`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from graphmer import GraphmerError, one_line
-from graphmer.config import ExtractConfig
-from graphmer.loader import IGNORE, bare_window, collate, compact, word_bounds, word_starts
-from graphmer.model import CONFIG_FILE, COPY_INPUTS, MODEL_INPUTS, WEIGHTS_FILE, GraphMERT, read_model_config
-from graphmer.tokenizer import IDENTIFIER, MASK, PAD, leaf_ids
-from graphmer.tokenizer import load as load_tokenizer
+from graphmer.loader import IGNORE, bare_window, collate, compact, word_bounds
+from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT
+from graphmer.tokenizer import MASK, PAD
 
-
-def load_model(model_dir: str | Path, tokenizer_path: str | Path) -> tuple[GraphMERT, object]:
-    """The trained encoder (eval mode, `GraphMERT.from_pretrained`) and its tokenizer, which must
-    be the one it was trained with; each mismatch is a one-line error."""
-    model_dir, tokenizer_path = Path(model_dir), Path(tokenizer_path)
-    for path in (model_dir / CONFIG_FILE, model_dir / WEIGHTS_FILE, tokenizer_path):
-        if not path.is_file():
-            raise GraphmerError(f"{path} not found: train a model first (`dvc repro train`)")
-    vocab_size = read_model_config(model_dir / CONFIG_FILE).vocab_size
-    tok = load_tokenizer(tokenizer_path)
-    if tok.get_vocab_size() != vocab_size:  # said first: weights that fit no tokenizer are the lesser news
-        raise GraphmerError(
-            f"tokenizer {tokenizer_path} has {tok.get_vocab_size()} tokens but the model was trained "
-            f"with {vocab_size}: they belong to different runs"
-        )
-    return GraphMERT.from_pretrained(model_dir), tok
+# Every distinct tail of each relation as leaf tokens, in `PathsConfig.samples` (the samples stage's).
+CANDIDATES_FILE = "candidates.parquet"
 
 
 @dataclass
@@ -243,99 +227,6 @@ def rank_metrics(scores: torch.Tensor, target: int, exclude: torch.Tensor | None
     return out
 
 
-# --------------------------------------------------------------------------- `graphmer predict`
-
-
-@dataclass(frozen=True)
-class Prediction:
-    name: str
-    score: float  # log-probability of the whole tail (length, vocabulary and copy path)
-    source: str  # "graph": a tail of the relation in the training corpus graph; "file": a name in the file
-
-
-def find_head(path: Path, data: bytes, entity: str) -> tuple[tuple[int, int], str, int]:
-    """Byte span of the definition of `entity` in the file (a name, or a dotted suffix of its id),
-    its id and line; a one-line error lists what the file defines when nothing matches."""
-    from graphmer.extract.pipeline import EXTRACTORS
-    from graphmer.extract.records import SkipExtraction
-    from graphmer.languages import language_of
-
-    lang = language_of(path.name)
-    if lang is None:
-        raise GraphmerError(f"{path}: not a Python, Java or JavaScript file")
-    try:
-        graph = EXTRACTORS[lang](path.name, data, path.stem if lang == "python" else path.name)
-    except SkipExtraction as skip:  # nested past the extractor's caps
-        raise GraphmerError(f"{path}: not extracted ({skip.reason})") from skip
-    defined = [e for e in graph.entities if e.span is not None]
-    for e in defined:
-        if entity in (e.name, e.id) or e.id.endswith("." + entity):
-            return e.span, e.id, e.start_line
-    names = ", ".join(sorted({e.name for e in defined})[:8]) or "nothing"
-    raise GraphmerError(f"entity {entity!r} is not defined in {path} (it defines: {names})")
-
-
-def read_source(path: Path, max_bytes: int) -> tuple[bytes, str]:
-    """A user's source file as bytes and text. Its size is checked before it is read whole, and
-    at most one byte more is read, so a huge file (or one still growing) costs nothing."""
-    if max_bytes <= 0:
-        raise GraphmerError(f"--max-file-bytes must be > 0, got {max_bytes}")
-    if not path.is_file():
-        raise GraphmerError(f"{path}: no such file")
-    too_big = f"{path} is larger than --max-file-bytes ({max_bytes} bytes)"
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise GraphmerError(f"{too_big}: it has {size} bytes")
-    with path.open("rb") as f:
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise GraphmerError(too_big)
-    try:
-        return data, data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise GraphmerError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
-
-
-# The columns predict reads, with the types the samples stage writes.
-CANDIDATE_COLUMNS = ("relation", "name", "ids", "train_count")
-
-
-def read_candidates(path: Path, vocab_size: int) -> pa.Table:
-    """samples/candidates.parquet; a file that is not one (unreadable, a column missing or of another
-    type, an empty value, a token id outside the vocabulary) is a one-line error naming it."""
-    import pyarrow.parquet as pq
-
-    from graphmer.samples import CANDIDATE_SCHEMA
-
-    schema = pa.schema([CANDIDATE_SCHEMA.field(name) for name in CANDIDATE_COLUMNS])
-    try:
-        table = pq.read_table(path, columns=list(CANDIDATE_COLUMNS)).cast(schema)
-    except (OSError, pa.ArrowException) as err:
-        raise GraphmerError(f"{path} is not a candidates table: {one_line(err)}") from err
-    problem = _candidates_problem(table, vocab_size)
-    if problem:
-        raise GraphmerError(f"{path} is not a candidates table: {problem}")
-    return table
-
-
-def _candidates_problem(table: pa.Table, vocab_size: int) -> str | None:
-    """What would crash or mislead the scoring further on: nulls, empty tails, ids the model's
-    embedding cannot look up, negative counts (their log prior would be NaN)."""
-    ids = pc.list_flatten(table["ids"])
-    if any(table[c].null_count for c in CANDIDATE_COLUMNS) or ids.null_count:
-        return "a value is null"
-    if not len(table):
-        return None
-    if pc.min(pc.list_value_length(table["ids"])).as_py() < 1:
-        return "a tail has no tokens"
-    lo, hi = pc.min(ids).as_py(), pc.max(ids).as_py()
-    if lo < 0 or hi >= vocab_size:
-        return f"token id {lo if lo < 0 else hi} is outside the model's vocabulary of {vocab_size}"
-    if pc.min(table["train_count"]).as_py() < 0:
-        return "a train_count is negative"
-    return None
-
-
 def code_window(
     ids: list[int], first: int, roots: int, leaves: int, starts: tuple[np.ndarray, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], int]:
@@ -344,66 +235,3 @@ def code_window(
     start = max(0, min(first - roots // 4, len(ids) - roots))
     window = np.asarray(ids[start : start + roots], np.int64)
     return bare_window(window, roots, leaves, word_bounds(window, *starts)), start
-
-
-def predict(
-    path: str | Path,
-    entity: str,
-    relation: str,
-    top_k: int = 10,
-    model_dir: str | Path = "models",
-    tokenizer: str | Path = "models/tokenizer.json",
-    candidates: str | Path = "data/samples/candidates.parquet",
-    max_file_bytes: int = ExtractConfig.max_file_bytes,
-) -> tuple[str, list[Prediction]]:
-    """Top-k tails of (entity, relation) for a source file, ranked by the model on the file's code.
-
-    Candidates are every tail of the relation in the training corpus graph plus every identifier
-    of the file, so a name that static extraction could not resolve can still be proposed. A file
-    over `max_file_bytes` (extraction's limit by default) is refused before it is read."""
-    from graphmer.relations import RELATION_NAMES
-    from graphmer.samples import char_offsets, mention_tokens
-
-    path = Path(path)
-    if relation not in RELATION_NAMES:
-        raise GraphmerError(f"unknown relation {relation!r} (known: {', '.join(RELATION_NAMES)})")
-    r = RELATION_NAMES.index(relation)
-    if top_k <= 0:
-        raise GraphmerError("--top-k must be > 0")
-    data, text = read_source(path, max_file_bytes)
-    span, head_id, line = find_head(path, data, entity)
-    candidates = Path(candidates)
-    if not candidates.is_file():
-        raise GraphmerError(f"{candidates} not found: build the samples first (`dvc repro samples`)")
-    model, tok = load_model(model_dir, tokenizer)
-    R, L = model.cfg.roots, model.cfg.leaves
-
-    enc = tok.encode(text)
-    ends = np.asarray([e for _, e in enc.offsets], dtype=np.int64)
-    chars = char_offsets(data, text, np.asarray([span], dtype=np.int64))
-    first, last = mention_tokens(ends, chars[:, 0], chars[:, 1])
-    item, start = code_window(enc.ids, int(first[0]), R, L, word_starts(tok.get_vocab()))
-    anchor = int(first[0]) - start
-    head_end = min(int(last[0]) + 1 - start, R)
-
-    known = Candidates.of(read_candidates(candidates, model.cfg.vocab_size), r, L)
-    seen = dict(known.index())  # a copy: the cached index stays the graph's
-    names = sorted(set(IDENTIFIER.findall(text)))
-    extra = []  # the file's own names the graph does not already offer
-    for n, key in zip(names, leaf_ids(tok, names, L)):
-        if key and key not in seen:
-            seen[key] = -1
-            extra.append((n, list(key)))
-    cands = Candidates.from_lists(
-        [known.ids[i, : known.lengths[i]].tolist() for i in range(len(known))] + [ids for _, ids in extra],
-        known.names + [n for n, _ in extra],
-        np.concatenate([known.train_count, np.zeros(len(extra), np.int64)]),
-        L,
-    )
-    with torch.inference_mode():
-        (scores,) = answer(model, [Question(item, anchor, r, head_end)], [cands], graph=False, batch_size=L)
-    order = torch.argsort(scores, descending=True)[:top_k].tolist()
-    label = f"{head_id} (line {line})"
-    return label, [
-        Prediction(cands.names[i], float(scores[i]), "graph" if i < len(known) else "file") for i in order
-    ]
