@@ -26,6 +26,14 @@ def _fetch(args: argparse.Namespace) -> None:
     print(f"fetched {metrics['files']} files ({metrics['bytes'] / 1e6:.1f} MB) into {args.out}")
 
 
+def _max_file_bytes(p: argparse.ArgumentParser, what: str) -> None:
+    """--max-file-bytes, extraction's file-size limit by default."""
+    from graphmer.config import ExtractConfig
+
+    default = ExtractConfig.max_file_bytes
+    p.add_argument("--max-file-bytes", type=int, default=default, help=f"{what} (default {default})")
+
+
 def _roots(paths: list[Path]) -> dict[str, Path]:
     """Source names for folders given on the command line: their own names, made unique."""
     roots: dict[str, Path] = {}
@@ -114,7 +122,6 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from graphmer.config import ExtractConfig
 
     parser = argparse.ArgumentParser(prog="graphmer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,12 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a folder (a checkout, a project)")
     p.add_argument("--out", type=Path, required=True, help="output folder for the Parquet files")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
-    p.add_argument(
-        "--max-file-bytes",
-        type=int,
-        default=ExtractConfig.max_file_bytes,
-        help=f"skip larger files (default {ExtractConfig.max_file_bytes})",
-    )
+    _max_file_bytes(p, "skip larger files")
     p.set_defaults(run=_extract)
 
     from graphmer.predict import TOP_K
@@ -169,12 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=candidates,
         help=f"tails per relation (default: {candidates})",
     )
-    p.add_argument(
-        "--max-file-bytes",
-        type=int,
-        default=ExtractConfig.max_file_bytes,
-        help=f"refuse a larger FILE, as extraction skips one (default {ExtractConfig.max_file_bytes})",
-    )
+    _max_file_bytes(p, "refuse a larger FILE, as extraction skips one")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_predict)
     _distill_parser(sub)
@@ -245,7 +242,6 @@ def _embed(args: argparse.Namespace) -> None:
 
 
 def _embed_parser(sub) -> None:
-    from graphmer.config import ExtractConfig
     from graphmer.embed import BATCH_SIZE
 
     p = sub.add_parser(
@@ -275,13 +271,7 @@ def _embed_parser(sub) -> None:
         default=BATCH_SIZE,
         help=f"code windows per forward pass (default {BATCH_SIZE})",
     )
-    p.add_argument(
-        "--max-file-bytes",
-        type=int,
-        default=ExtractConfig.max_file_bytes,
-        help=f"skip larger files in a folder, as extraction does; refuse a larger file given alone "
-        f"(default {ExtractConfig.max_file_bytes})",
-    )
+    _max_file_bytes(p, "skip larger files in a folder, as extraction does; refuse a larger file given alone")
     p.set_defaults(run=_embed)
 
 
