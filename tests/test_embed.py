@@ -13,7 +13,6 @@ from graphmer.embed import Files, definitions, embed_paths, file_windows, pooled
 from graphmer.extract.pipeline import extract_kg
 from graphmer.tokenizer import load
 from tests.tiny import L, R, tiny_config
-from tests.trained import build_trained
 
 HIDDEN = tiny_config(vocab_size=1).hidden  # the trained fixture's
 
@@ -40,11 +39,6 @@ class Store(Base):
     def put(self, key: str, value: int) -> None:
         self.items[key] = check(value)
 """
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return build_trained(tmp_path_factory.mktemp("embed"))
 
 
 def embed(trained, roots, out, **kwargs) -> pd.DataFrame:

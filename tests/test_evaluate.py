@@ -14,12 +14,7 @@ from graphmer import GraphmerError, baselines
 from graphmer.config import PathsConfig
 from graphmer.evaluate import RULES, SYSTEMS, evaluate, held_out_triples, paired_gain
 from graphmer.relations import RELATION_NAMES
-from tests.trained import EVAL, SAMPLES, build_trained, eval_paths
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return build_trained(tmp_path_factory.mktemp("trained"))
+from tests.trained import EVAL, SAMPLES, eval_paths
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,9 @@ from graphmer.model import (
     span_matches,
     total_loss,
 )
-from tests.tiny import L, R, build_tiny, tiny_config
+from tests.tiny import L, R, tiny_config
 
 INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 def batch_of(tiny, n=4, keep_all=False, epoch=0, masking=None):

@@ -5,18 +5,12 @@ import json
 import pytest
 
 from graphmer.cli import main
-from tests.trained import build_trained
 
 OUTSIDE = {
     "shop.py": "class Cart(Base):\n    def add(self, item: str) -> int:\n        return check_price(item)\n",
     "Shop.java": "class Cart {\n    int add(String item) {\n        return checkPrice(item);\n    }\n}\n",
     "shop.js": "function add(item) {\n  return checkPrice(item);\n}\n",
 }
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return build_trained(tmp_path_factory.mktemp("predict"))
 
 
 def run(trained, capsys, *args):

@@ -18,12 +18,11 @@ from graphmer.ranking import (
     score_candidates,
 )
 from graphmer.tokenizer import MASK, PAD
-from tests.tiny import L, R, build_tiny, tiny_config
+from tests.tiny import L, R, tiny_config
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    tiny = build_tiny(tmp_path_factory.mktemp("ranking"))
+def setup(tiny):
     samples = tiny["paths"].samples
     ds = LeafyChains(
         samples / "train.parquet", samples / "tails.parquet", tiny["vocab"], R, L, SamplesConfig()

@@ -15,7 +15,7 @@ from graphmer.checkpoint import find_checkpoint
 from graphmer.config import PathsConfig, SamplesConfig, TrainConfig
 from graphmer.loader import micro_batch_indices
 from graphmer.train import Dist, lr_at, mu_at, seed_process, setup_training, train
-from tests.tiny import L, R, build_tiny, tiny_config
+from tests.tiny import L, R, tiny_config
 
 CFG = TrainConfig(
     steps=4,
@@ -32,11 +32,6 @@ CFG = TrainConfig(
     seed=0,
 )
 SAMPLES = SamplesConfig(roots=R, leaves=L, stride=R)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 def paths(tiny, out: Path) -> PathsConfig:

@@ -17,14 +17,8 @@ from safetensors.torch import load_file, save_file
 
 from graphmer.cli import main
 from graphmer.model import GraphMERT
-from tests.trained import build_trained
 
 SOURCE = "class Cart(Base):\n    def add(self, item: str) -> int:\n        return check_price(item)\n"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return build_trained(tmp_path_factory.mktemp("predict_hostile"))
 
 
 @pytest.fixture
