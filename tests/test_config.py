@@ -162,3 +162,21 @@ def test_attention_is_sdpa_or_flex_and_an_older_saved_model_gets_sdpa():
         model_config({"attention": "fl"}, "config.json")
     older = {k: v for k, v in ModelConfig().to_dict().items() if k != "attention"}
     assert model_config(older, "config.json").attention == "sdpa"
+
+
+def test_params_yaml_spells_out_the_config_defaults():
+    """params.yaml shows every setting the pipeline runs with, each equal to its typed default,
+    so a default cannot drift from the file a user reads (and `dvc params diff` sees all)."""
+    from graphmer.config import SECTIONS, build, load_params
+
+    params = load_params(ROOT / "params.yaml")
+    unset = {("corpus", "sources")}  # required: no default to agree with
+    unset |= {("model", size) for size in ("layers", "hidden", "heads", "ffn")}  # None: the preset's
+    for name, cls in SECTIONS.items():
+        section, typed = params[name], build(cls, params[name], name)
+        for f in dataclasses.fields(cls):
+            if (name, f.name) in unset:
+                continue
+            assert f.name in section, f"params.yaml lacks {name}.{f.name}"
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            assert getattr(typed, f.name) == default, f"{name}.{f.name}: params.yaml and config.py disagree"
