@@ -204,7 +204,9 @@ class ExtractConfig:
     minified_line_bytes: int = ranged(5000, COUNT)
     """A file with a line longer than this is skipped as `minified` (minifiers strip newlines)."""
     minified_mean_line_bytes: int = ranged(300, COUNT)
-    """... and so is a file over 2,000 bytes whose mean line is longer than this."""
+    """... and so is a file over `minified_min_bytes` whose mean line is longer than this."""
+    minified_min_bytes: int = ranged(2000, COUNT)
+    """A shorter file is never called minified by its mean line length."""
 
     def __post_init__(self) -> None:
         check_ranges(self, "extract")
@@ -235,6 +237,10 @@ class SplitConfig:
     """A file sharing at least this share of its distinctive lines with another goes with it."""
     min_line_chars: int = ranged(20, COUNT)
     """A distinctive line has at least this many characters once stripped (shorter: `}`, `return`)."""
+    max_line_files: int = ranged(3, COUNT)
+    """... and occurs in at most this many files (more: boilerplate such as a license header)."""
+    min_distinctive_lines: int = ranged(5, COUNT)
+    """A file needs this many distinctive lines to be anyone's near-duplicate."""
     seed: int = ranged(0, SEED)
     """Salt of the content hash that assigns files; change it for another split."""
 
@@ -283,8 +289,8 @@ class SamplesConfig:
     max_span: int = ranged(7, COUNT)
     """Longest masked span of roots."""
     leaf_mask_prob: float = ranged(0.8, Range(0, 1, open_lo=True))  # 1: every tail masked
-    """Probability that a non-empty leaf group is masked whole (0.8, not the paper's 0.15: with ~3
-    filled groups a window, 0.15 leaves most steps without a single masked tail; chosen on dev)."""
+    """Probability that a non-empty leaf group is masked whole (0.8, not BERT's 0.15: with ~3 filled
+    groups a window, 0.15 leaves most steps without a single masked tail; README says how it was set)."""
 
     def __post_init__(self) -> None:
         check_ranges(self, "samples")
@@ -356,6 +362,9 @@ def default_of(cls: type, name: str) -> Any:
     return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
 
+_PRESET = PRESETS[default_of(ModelSection, "preset")]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """A built model's settings (its config.json): the `model` section resolved against its preset,
@@ -364,10 +373,10 @@ class ModelConfig:
     vocab_size: int = default_of(TokenizerConfig, "vocab_size")
     roots: int = default_of(SamplesConfig, "roots")
     leaves: int = default_of(SamplesConfig, "leaves")
-    layers: int = PRESETS["tiny"]["layers"]
-    hidden: int = PRESETS["tiny"]["hidden"]
-    heads: int = PRESETS["tiny"]["heads"]
-    ffn: int = PRESETS["tiny"]["ffn"]
+    layers: int = _PRESET["layers"]
+    hidden: int = _PRESET["hidden"]
+    heads: int = _PRESET["heads"]
+    ffn: int = _PRESET["ffn"]
     dropout: float = default_of(ModelSection, "dropout")
     hgat: bool = default_of(ModelSection, "hgat")
     decay_mask: bool = default_of(ModelSection, "decay_mask")

@@ -4,7 +4,7 @@
    de-duplicated: the first by path is kept, the others are `duplicate` and used by
    no split.
 2. Near-duplicates are grouped: a file most of whose distinctive lines (stripped,
-   at least `min_line_chars` characters, found in at most `MAX_LINE_FILES` files,
+   at least `min_line_chars` characters, found in at most `max_line_files` files,
    so license headers and `return None` do not count) occur in one other file goes
    with that file, so an edited copy never sits on the other side of the split from
    its twin.
@@ -30,8 +30,6 @@ from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import SplitConfig
 
 SPLITS = ("train", "dev", "test")
-MAX_LINE_FILES = 3  # a line in more files than this is boilerplate, not a fingerprint
-MIN_DISTINCTIVE = 5  # a file needs this many distinctive lines to be called anyone's twin
 
 
 def hash_split(sha256: str, cfg: SplitConfig) -> str:
@@ -49,7 +47,7 @@ def distinctive_lines(texts: dict[str, str], cfg: SplitConfig) -> dict[str, set[
         for p, t in texts.items()
     }
     df = Counter(line for ls in lines.values() for line in ls)
-    return {p: {x for x in ls if df[x] <= MAX_LINE_FILES} for p, ls in lines.items()}
+    return {p: {x for x in ls if df[x] <= cfg.max_line_files} for p, ls in lines.items()}
 
 
 def twin_groups(texts: dict[str, str], cfg: SplitConfig) -> dict[str, str]:
@@ -70,7 +68,7 @@ def twin_groups(texts: dict[str, str], cfg: SplitConfig) -> dict[str, str]:
         return p
 
     for p, ls in lines.items():
-        if len(ls) < MIN_DISTINCTIVE:
+        if len(ls) < cfg.min_distinctive_lines:
             continue
         shared = Counter(q for x in ls for q in where[x] if q != p)
         if shared:
