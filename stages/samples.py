@@ -8,7 +8,7 @@ and metrics/samples.json.
 
 from graphmer import guarded
 from graphmer.config import load_section
-from graphmer.samples import Layout, build_samples
+from graphmer.samples import build_samples
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
         paths.tokenizer,
         paths.split,
         paths.samples,
-        Layout(cfg.roots, cfg.leaves, cfg.stride),
+        cfg,
         paths.metrics / "samples.json",
     )
     print(

@@ -8,12 +8,13 @@ Writes data/split.parquet (path, source, split, group) and metrics/split.json.
 
 from graphmer import guarded
 from graphmer.config import load_section
+from graphmer.kg import FILES_TABLE
 from graphmer.split import build_split
 
 
 def main() -> None:
     paths = load_section("paths")
-    files, metrics = paths.kg / "files.parquet", paths.metrics / "split.json"
+    files, metrics = paths.kg / FILES_TABLE, paths.metrics / "split.json"
     m = build_split(files, paths.raw, paths.split, load_section("split"), metrics)
     f = m["files"]
     print(

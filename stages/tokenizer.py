@@ -13,7 +13,7 @@ from graphmer.config import load_section
 def main() -> None:
     tok, paths = load_section("tokenizer"), load_section("paths")
     metrics = paths.metrics / "tokenizer.json"
-    m = tokenizer.build(paths.raw, paths.split, paths.tokenizer, tok.vocab_size, tok.min_frequency, metrics)
+    m = tokenizer.build(paths.raw, paths.split, paths.tokenizer, tok, metrics)
     print(
         f"tokenizer: {m['vocab_size']} tokens; dev {m['dev']['tokens_per_line']} tokens/line, "
         f"{m['dev']['identifier_single_token_share']:.1%} of identifiers one token"

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from graphmer.baselines import NameLookup, baseline_scores, identifier_runs
+from graphmer.config import TokenizerConfig
 from graphmer.extract.pipeline import extract_kg
 from graphmer.loader import word_starts
 from graphmer.ranking import Candidates, rank_metrics
@@ -15,7 +16,8 @@ CODE = "class Shop(Base):\n    def get(self, item: Item) -> Price:\n        retu
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer([CODE * 3, "Base Item Price get_price Other Shop get\n" * 3], vocab_size=300)
+    texts = [CODE * 3, "Base Item Price get_price Other Shop get\n" * 3]
+    return train_tokenizer(texts, TokenizerConfig(vocab_size=300))
 
 
 def _question(tok, names, counts, head="Item", occurrence=0):

@@ -15,7 +15,7 @@ import torch
 
 from graphmer.calibrate import Calibrator, Isotonic, ece, reliability, selective
 from graphmer.cli import main
-from graphmer.config import ConfigError, DistillConfig, PathsConfig, build
+from graphmer.config import ConfigError, DistillConfig, PathsConfig, TokenizerConfig, build
 from graphmer.distill import (
     Context,
     Graph,
@@ -32,11 +32,9 @@ from graphmer.distill import (
 from graphmer.extract.pipeline import extract_kg
 from graphmer.loader import word_starts
 from graphmer.ranking import rank_metrics
-from graphmer.relations import Relation as R
+from graphmer.relations import Relation
 from graphmer.tokenizer import load as load_tokenizer
-from tests.tiny import HELD_OUT, LIB, L, build_tiny_samples, write_split
-from tests.tiny import R as R_ROOTS
-from tests.trained import build_trained
+from tests.tiny import HELD_OUT, LIB, L, R, build_tiny_samples, write_split
 
 # --------------------------------------------------------------------------- calibration
 
@@ -127,16 +125,16 @@ KINDS = {
     "ext:pkg.Thing": "external",  # a third-party type, of a package f's project never imports
 }
 STATIC = [
-    ("A", R.INHERITS, "B"),  # A -> B -> C; X stands alone
-    ("B", R.INHERITS, "C"),
-    ("m", R.CONTAINS, "A"),
-    ("A", R.CONTAINS, "A.run"),
-    ("B", R.CONTAINS, "B.run"),
-    ("B", R.CONTAINS, "B.stop"),
-    ("C", R.CONTAINS, "C.run"),
-    ("X", R.CONTAINS, "X.run"),
-    ("f", R.CALLS, "ext:helper"),
-    ("f", R.HAS_TYPE, "ext:str"),
+    ("A", Relation.INHERITS, "B"),  # A -> B -> C; X stands alone
+    ("B", Relation.INHERITS, "C"),
+    ("m", Relation.CONTAINS, "A"),
+    ("A", Relation.CONTAINS, "A.run"),
+    ("B", Relation.CONTAINS, "B.run"),
+    ("B", Relation.CONTAINS, "B.stop"),
+    ("C", Relation.CONTAINS, "C.run"),
+    ("X", Relation.CONTAINS, "X.run"),
+    ("f", Relation.CALLS, "ext:helper"),
+    ("f", Relation.HAS_TYPE, "ext:str"),
 ]
 
 
@@ -157,21 +155,21 @@ def validator():
 @pytest.mark.parametrize(
     ("triple", "reason"),
     [
-        (("f", R.CALLS, "ext:helper"), "duplicate_of_static"),
-        (("f", R.RETURNS, "A.run"), "tail_not_a_type"),
-        (("f", R.HAS_TYPE, "ext:helper"), "tail_not_a_type"),
-        (("X", R.INHERITS, "f"), "tail_not_a_class"),
-        (("f", R.INSTANTIATES, "A.run"), "tail_not_a_class"),
-        (("A.run", R.OVERRIDES, "X.run"), "tail_not_an_ancestor_method"),  # X is no ancestor of A
-        (("A.run", R.OVERRIDES, "B.stop"), "tail_not_an_ancestor_method"),  # another name
-        (("C.run", R.OVERRIDES, "A.run"), "tail_not_an_ancestor_method"),  # a descendant, not an ancestor
-        (("C", R.INHERITS, "A"), "inheritance_cycle"),
-        (("C", R.IMPLEMENTS, "C"), "inheritance_cycle"),
-        (("X", R.CONTAINS, "A.run"), "contains_not_a_forest"),  # A.run already has a parent
-        (("A.run", R.CONTAINS, "m"), "contains_not_a_forest"),  # m contains A.run: a cycle
-        (("f", R.HAS_TYPE, "lib.Other"), "type_the_project_never_imports"),
-        (("X", R.INHERITS, "lib.Other"), "type_the_project_never_imports"),
-        (("f", R.RETURNS, "ext:pkg.Thing"), "type_the_project_never_imports"),
+        (("f", Relation.CALLS, "ext:helper"), "duplicate_of_static"),
+        (("f", Relation.RETURNS, "A.run"), "tail_not_a_type"),
+        (("f", Relation.HAS_TYPE, "ext:helper"), "tail_not_a_type"),
+        (("X", Relation.INHERITS, "f"), "tail_not_a_class"),
+        (("f", Relation.INSTANTIATES, "A.run"), "tail_not_a_class"),
+        (("A.run", Relation.OVERRIDES, "X.run"), "tail_not_an_ancestor_method"),  # X is no ancestor of A
+        (("A.run", Relation.OVERRIDES, "B.stop"), "tail_not_an_ancestor_method"),  # another name
+        (("C.run", Relation.OVERRIDES, "A.run"), "tail_not_an_ancestor_method"),  # A is C's descendant
+        (("C", Relation.INHERITS, "A"), "inheritance_cycle"),
+        (("C", Relation.IMPLEMENTS, "C"), "inheritance_cycle"),
+        (("X", Relation.CONTAINS, "A.run"), "contains_not_a_forest"),  # A.run already has a parent
+        (("A.run", Relation.CONTAINS, "m"), "contains_not_a_forest"),  # m contains A.run: a cycle
+        (("f", Relation.HAS_TYPE, "lib.Other"), "type_the_project_never_imports"),
+        (("X", Relation.INHERITS, "lib.Other"), "type_the_project_never_imports"),
+        (("f", Relation.RETURNS, "ext:pkg.Thing"), "type_the_project_never_imports"),
     ],
 )
 def test_each_validity_rule_rejects_its_case(validator, triple, reason):
@@ -182,13 +180,13 @@ def test_each_validity_rule_rejects_its_case(validator, triple, reason):
 @pytest.mark.parametrize(
     "triple",
     [
-        ("f", R.RETURNS, "A"),
-        ("f", R.HAS_TYPE, "X"),
-        ("X", R.INHERITS, "A"),
-        ("A.run", R.OVERRIDES, "C.run"),  # C is A's grandparent
-        ("A.run", R.OVERRIDES, "B.run"),
-        ("m", R.CONTAINS, "X"),
-        ("f", R.CALLS, "A.run"),
+        ("f", Relation.RETURNS, "A"),
+        ("f", Relation.HAS_TYPE, "X"),
+        ("X", Relation.INHERITS, "A"),
+        ("A.run", Relation.OVERRIDES, "C.run"),  # C is A's grandparent
+        ("A.run", Relation.OVERRIDES, "B.run"),
+        ("m", Relation.CONTAINS, "X"),
+        ("f", Relation.CALLS, "A.run"),
     ],
 )
 def test_valid_predictions_pass(validator, triple):
@@ -197,20 +195,20 @@ def test_valid_predictions_pass(validator, triple):
 
 
 def test_a_hidden_fact_is_no_duplicate_and_an_imported_project_is_reachable(validator):
-    assert validator.check("f", int(R.HAS_TYPE), "ext:str") == "duplicate_of_static"
-    assert validator.check("f", int(R.HAS_TYPE), "ext:str", hidden=frozenset({"ext:str"})) is None
+    assert validator.check("f", int(Relation.HAS_TYPE), "ext:str") == "duplicate_of_static"
+    assert validator.check("f", int(Relation.HAS_TYPE), "ext:str", hidden=frozenset({"ext:str"})) is None
     validator.reach["one"] |= {"lib", "pkg"}  # f's project imports Other's package, and pkg
-    assert validator.check("f", int(R.HAS_TYPE), "lib.Other") is None
-    assert validator.check("f", int(R.RETURNS), "ext:pkg.Thing") is None
+    assert validator.check("f", int(Relation.HAS_TYPE), "lib.Other") is None
+    assert validator.check("f", int(Relation.RETURNS), "ext:pkg.Thing") is None
 
 
 def test_accepted_predictions_constrain_the_next(validator):
-    assert validator.check("C", int(R.INHERITS), "X") is None
-    validator.add("C", int(R.INHERITS), "X")
-    assert validator.check("X", int(R.INHERITS), "A") == "inheritance_cycle"  # A -> B -> C -> X
-    assert validator.check("C", int(R.INHERITS), "X") == "duplicate_of_static"
-    validator.add("m", int(R.CONTAINS), "X")
-    assert validator.check("f", int(R.CONTAINS), "X") == "contains_not_a_forest"
+    assert validator.check("C", int(Relation.INHERITS), "X") is None
+    validator.add("C", int(Relation.INHERITS), "X")
+    assert validator.check("X", int(Relation.INHERITS), "A") == "inheritance_cycle"  # A -> B -> C -> X
+    assert validator.check("C", int(Relation.INHERITS), "X") == "duplicate_of_static"
+    validator.add("m", int(Relation.CONTAINS), "X")
+    assert validator.check("f", int(Relation.CONTAINS), "X") == "contains_not_a_forest"
 
 
 # --------------------------------------------------------------------------- hidden facts = gaps
@@ -279,7 +277,7 @@ def tok_ctx(tmp_path_factory):
     root = tmp_path_factory.mktemp("tok")
     from graphmer.tokenizer import save, train_tokenizer
 
-    tok = train_tokenizer([LIB.format(i=i) for i in range(5)], vocab_size=320)
+    tok = train_tokenizer([LIB.format(i=i) for i in range(5)], TokenizerConfig(vocab_size=320))
     save(tok, root / "tokenizer.json")
     return load_tokenizer(root / "tokenizer.json")
 
@@ -293,11 +291,11 @@ def test_a_hidden_fact_is_asked_exactly_like_the_gap_it_imitates(tmp_path, tok_c
     g_plain, read_plain = _tiny_graph(tmp_path / "u", {"m.py": untyped})
     head = "py:m.Store1.put.key"
     hide = python_annotations(read_typed("p/m.py"))[g_typed.span[head]]
-    hidden = Slot(head, int(R.HAS_TYPE), "untyped_parameter", "p/m.py", 4, g_typed.span[head], hide)
+    hidden = Slot(head, int(Relation.HAS_TYPE), "untyped_parameter", "p/m.py", 4, g_typed.span[head], hide)
     (gap,) = [s for s in gap_slots(g_plain, {"p/m.py"}, ["python"], read_plain)[0] if s.head == head]
     begins, ends = word_starts(tok_ctx.get_vocab())
-    q1, text1 = slot_window(hidden, read_typed("p/m.py"), tok_ctx, R_ROOTS, L, begins, ends)
-    q2, text2 = slot_window(gap, read_plain("p/m.py"), tok_ctx, R_ROOTS, L, begins, ends)
+    q1, text1 = slot_window(hidden, read_typed("p/m.py"), tok_ctx, R, L, begins, ends)
+    q2, text2 = slot_window(gap, read_plain("p/m.py"), tok_ctx, R, L, begins, ends)
     assert text1 == text2 == untyped
     assert (q1.anchor, q1.head_end, q1.relation) == (q2.anchor, q2.head_end, q2.relation)
     for k in q1.item:
@@ -322,7 +320,7 @@ def test_a_name_becomes_the_tail_the_file_would_mean(tmp_path):
         },
     )
     ids = TailIds(corpus, set(corpus.file.values()), corpus)
-    has_type = int(R.HAS_TYPE)
+    has_type = int(Relation.HAS_TYPE)
     # the training graph's usual Context is a.types' (two triples), in a project of neither
     assert ids(has_type, "py:x.f.c", "p/x.py", "Context") == "py:a.types.Context"
     assert ids(has_type, "py:b.z.f.c", "p/b/z.py", "Context") == "py:a.types.Context"
@@ -343,11 +341,13 @@ UNTYPED = LIB.replace(": str", "").replace(": int", "").replace(" -> None", "").
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """The tiny trained corpus with one test file (m9) stripped of its annotations: dev (m7) and
-    test (m8) hold annotated facts to hide, m9 holds the gaps. Only held-out files change, so the
-    model (trained on the training files) stays the corpus's own."""
-    paths = build_trained(tmp_path_factory.mktemp("distill"))["paths"]
+def corpus(trained, tmp_path_factory):
+    """A copy of the tiny trained corpus with one test file (m9) stripped of its annotations: dev
+    (m7) and test (m8) hold annotated facts to hide, m9 holds the gaps. Only held-out files change,
+    so the model (trained on the training files) stays the corpus's own."""
+    root = tmp_path_factory.mktemp("distill") / "corpus"
+    shutil.copytree(trained["root"], root)
+    paths = PathsConfig().under(root)
     (paths.raw / "p/pkg/m9.py").write_text(UNTYPED.format(i=9))
     shutil.rmtree(paths.kg)
     extract_kg({"p": paths.raw / "p"}, paths.kg, progress=False)
@@ -419,7 +419,7 @@ def test_stage_fills_the_gaps_of_the_test_files_only(staged, corpus):
     assert len(static) == sum(t["file"] in files for t in triples) == d["static_triples"]
     assert {r["file"] for r in model} == {"p/pkg/m9.py"}
     assert all(0 <= r["probability"] <= 1 and 1 <= r["rank"] <= CFG.top_k for r in model)
-    assert all(r["relation"] in (R.HAS_TYPE, R.RETURNS) for r in model)
+    assert all(r["relation"] in (Relation.HAS_TYPE, Relation.RETURNS) for r in model)
     assert len(model) + sum(d["rejected"].values()) == d["predictions"] == 6 * CFG.top_k
     assert sum(v["all"] for v in d["added"].values()) == len(model)
     keys = {(t["head"], t["relation"], t["tail"]) for t in triples}
@@ -498,7 +498,7 @@ def test_graphmer_distill_on_a_plain_folder_outside_the_corpus(staged, corpus, c
         "py:cart.Cart.add.count",
     }
     static = {(r["head"], r["relation"], r["tail"]) for r in table if r["source"] == "static"}
-    assert ("py:cart.Cart", int(R.CONTAINS), "py:cart.Cart.add") in static
+    assert ("py:cart.Cart", int(Relation.CONTAINS), "py:cart.Cart.add") in static
     summary = json.loads((tmp_path / "out/distill.json").read_text())
     assert summary["questions_asked"] == {"untyped_function": 1, "untyped_parameter": 2}
 
@@ -531,9 +531,9 @@ def test_context_candidates_are_training_tails_plus_file_names_within_the_token_
     ranking = Ranking.load(corpus, tok, L)
     graph = Graph.load(corpus.kg)
     ctx = Context(ranking, tok, L, 2, graph, graph, lambda p: b"")
-    c = ctx.candidates(int(R.HAS_TYPE), "def f(x: int):\n    return check_price(x) + Base\n")
+    c = ctx.candidates(int(Relation.HAS_TYPE), "def f(x: int):\n    return check_price(x) + Base\n")
     assert int(c.lengths.max()) <= 2
-    known = ctx.known[int(R.HAS_TYPE)]
+    known = ctx.known[int(Relation.HAS_TYPE)]
     assert c.names[: len(known)] == known.names and all(known.train_count > 0)
     assert set(known.names) >= {"str", "int"}
     extra = c.names[len(known) :]

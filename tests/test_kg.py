@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graphmer.kg import entity_columns, entity_names
+from graphmer.kg import entity_columns, entity_names, names_of
 
 
 def test_entity_lookups_cover_every_entity_or_the_ones_asked(tmp_path):
@@ -19,3 +19,9 @@ def test_entity_lookups_cover_every_entity_or_the_ones_asked(tmp_path):
         "kind": {"py:?.g": "external"},
         "name": {"py:?.g": "g"},
     }
+
+
+def test_names_of_gives_each_id_its_short_name_and_an_unknown_id_itself(tmp_path):
+    ent = {"id": ["py:m", "py:m.f"], "name": ["m", "f"]}
+    pq.write_table(pa.table(ent), tmp_path / "entities.parquet")
+    assert names_of(tmp_path, iter(["py:m.f", "py:m.f", "py:?.g"])) == {"py:m.f": "f", "py:?.g": "py:?.g"}

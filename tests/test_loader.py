@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from graphmer.config import SamplesConfig
+from graphmer.config import SamplesConfig, TokenizerConfig
 from graphmer.loader import IGNORE, LeafyChains, collate, word_starts
 from graphmer.samples import TAIL_SCHEMA, WINDOW_SCHEMA
 from graphmer.tokenizer import MASK, PAD, train_tokenizer
@@ -19,7 +19,7 @@ CODE = "def load(path, mode):\n    with open(path) as fh:\n        return parse(
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("data")
-    tok = train_tokenizer([CODE] * 50, vocab_size=320)
+    tok = train_tokenizer([CODE] * 50, TokenizerConfig(vocab_size=320))
     roots = (tok.encode(CODE * 3).ids * 2)[:R]
     tails = [[300, 301], [302], [303, 304, 305], [300, 301]]  # tails 0 and 3 have the same text
     pq.write_table(

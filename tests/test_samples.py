@@ -5,9 +5,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphmer import GraphmerError
+from graphmer.config import SamplesConfig, TokenizerConfig
 from graphmer.extract.pipeline import extract_kg
 from graphmer.relations import Relation
-from graphmer.samples import TAIL_SCHEMA, WINDOW_SCHEMA, Layout, build_samples, window_starts
+from graphmer.samples import TAIL_SCHEMA, WINDOW_SCHEMA, build_samples, window_starts
 from graphmer.tokenizer import save, train_tokenizer
 from tests.extract.helpers import write_tree
 from tests.tiny import write_split
@@ -20,12 +21,14 @@ HELD_OUT = {
     "b/copy_of_m0.py": "duplicate",
 }
 
+CFG = SamplesConfig(roots=16, leaves=3, stride=16)
+TOKENIZER = TokenizerConfig(vocab_size=300)
 LIB = "def helper(x):\n    return x\n\n\nclass Box:\n    def put(self, item):\n        helper(item)\n"
 
 
 @pytest.mark.parametrize(("n", "starts"), [(1, [0]), (16, [0]), (17, [0, 1]), (40, [0, 16, 24])])
 def test_window_starts_cover_every_token(n, starts):
-    assert window_starts(n, Layout(roots=16, leaves=3, stride=16)) == starts
+    assert window_starts(n, CFG) == starts
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +39,10 @@ def built(tmp_path_factory):
     files["b/copy_of_m0.py"] = files["a/pkg/m0.py"]  # the same content in another source
     raw = write_tree(tmp / "raw", files)
     extract_kg({"a": raw / "a", "b": raw / "b"}, tmp / "kg", progress=False)
-    tok = train_tokenizer([f for f in files.values()], vocab_size=300)
+    tok = train_tokenizer([f for f in files.values()], TOKENIZER)
     save(tok, tmp / "tok.json")
-    layout = Layout(roots=16, leaves=3, stride=16)
     split = write_split(tmp / "kg", tmp / "split.parquet", HELD_OUT)
-    metrics = build_samples(raw, tmp / "kg", tmp / "tok.json", split, tmp / "samples", layout, progress=False)
+    metrics = build_samples(raw, tmp / "kg", tmp / "tok.json", split, tmp / "samples", CFG, progress=False)
     tables = {s: pq.read_table(tmp / "samples" / f"{s}.parquet").to_pylist() for s in SPLITS}
     tails = pq.read_table(tmp / "samples/tails.parquet").to_pylist()
     files = pq.read_table(tmp / "kg/files.parquet").column("path").to_pylist()
@@ -51,7 +53,6 @@ def built(tmp_path_factory):
         "tables": tables,
         "tails": tails,
         "splits": splits,
-        "layout": layout,
     }
 
 
@@ -126,11 +127,11 @@ def test_metrics_count_windows_and_relations(built):
 def test_empty_corpus_is_a_clear_error(tmp_path):
     raw = write_tree(tmp_path / "raw", {"s/a.py": ""})
     extract_kg({"s": raw / "s"}, tmp_path / "kg", progress=False)
-    save(train_tokenizer(["x = 1\n"], vocab_size=300), tmp_path / "tok.json")
+    save(train_tokenizer(["x = 1\n"], TOKENIZER), tmp_path / "tok.json")
     split = write_split(tmp_path / "kg", tmp_path / "split.parquet", {})
     with pytest.raises(GraphmerError, match="corpus is empty"):
         build_samples(
-            raw, tmp_path / "kg", tmp_path / "tok.json", split, tmp_path / "out", Layout(), progress=False
+            raw, tmp_path / "kg", tmp_path / "tok.json", split, tmp_path / "out", CFG, progress=False
         )
 
 

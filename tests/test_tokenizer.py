@@ -4,6 +4,7 @@ import pytest
 from transformers import PreTrainedTokenizerFast
 
 from graphmer import GraphmerError
+from graphmer.config import TokenizerConfig
 from graphmer.tokenizer import (
     IDENTIFIER,
     SPECIAL_TOKENS,
@@ -12,6 +13,7 @@ from graphmer.tokenizer import (
     leaf_ids_by_name,
     load,
     save,
+    tail_leaf_ids,
     train_tokenizer,
 )
 from tests.conftest import ROOT
@@ -26,7 +28,7 @@ SNIPPETS = {
 @pytest.fixture(scope="module")
 def tok():
     texts = list(SNIPPETS.values()) * 20 + [p.read_text() for p in (ROOT / "src/graphmer").rglob("*.py")]
-    return train_tokenizer(texts, vocab_size=600)
+    return train_tokenizer(texts, TokenizerConfig(vocab_size=600))
 
 
 def test_special_tokens_come_first(tok):
@@ -54,7 +56,7 @@ def test_identifiers_are_pretokenized_whole_and_without_their_space(tok):
 
 
 def test_a_frequent_identifier_becomes_one_token():
-    tok = train_tokenizer(["x._cache_key = _cache_key\n"] * 200, vocab_size=300)
+    tok = train_tokenizer(["x._cache_key = _cache_key\n"] * 200, TokenizerConfig(vocab_size=300))
     assert tok.encode(" _cache_key").tokens == ["Ġ", "_cache_key"]
 
 
@@ -64,7 +66,7 @@ def test_a_name_has_the_same_ids_in_the_code_and_in_the_leaves():
     import re
 
     texts = [p.read_text() for p in sorted((ROOT / "src/graphmer").rglob("*.py"))]
-    tok = train_tokenizer(texts, vocab_size=800)
+    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=800))
     checked = 0
     for text in texts[:10]:
         enc = tok.encode(text)
@@ -88,6 +90,13 @@ def test_leaf_ids_by_name_are_each_names_leaf_ids(tok):
     assert by_name[""] == () and all(0 < len(ids) <= 3 for n, ids in by_name.items() if n)
 
 
+def test_tail_leaf_ids_are_the_leaf_ids_of_each_tails_name(tok):
+    names = {"py:m.get": "get", "js:?.get": "get", "py:m.Café": "Café", "py:?.x": ""}
+    ids = tail_leaf_ids(tok, names, 2)
+    assert ids == {t: leaf_ids(tok, [n], 2)[0] for t, n in names.items()}
+    assert ids["py:m.get"] == ids["js:?.get"] and ids["py:?.x"] == ()
+
+
 def test_transformers_loads_it(tok, tmp_path):
     save(tok, tmp_path / "tokenizer.json")
     fast = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
@@ -106,7 +115,7 @@ def test_build_trains_on_the_training_split_only(tmp_path):
     split = tmp_path / "split.parquet"
     paths = [f"s/m{i}.py" for i in range(40)]
     pq.write_table(pa.table({"path": paths, "split": [held.get(p, "train") for p in paths]}), split)
-    m = build(raw, split, tmp_path / "tok.json", 400, 2, metrics_path=tmp_path / "m.json")
+    m = build(raw, split, tmp_path / "tok.json", TokenizerConfig(vocab_size=400), tmp_path / "m.json")
     vocab = load(tmp_path / "tok.json").get_vocab()
     in_vocab = {f"s/m{i}.py" for i in range(40) if f"word_{i:02d}_marker" in vocab}
     assert in_vocab and not (set(held) & in_vocab)  # train words learned, held-out words never seen
@@ -118,4 +127,4 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
     split = tmp_path / "split.parquet"
     pq.write_table(pa.table({"path": pa.array([], pa.string()), "split": pa.array([], pa.string())}), split)
     with pytest.raises(GraphmerError, match="corpus is empty"):
-        build(tmp_path, split, tmp_path / "t.json", 400, 2)
+        build(tmp_path, split, tmp_path / "t.json", TokenizerConfig(vocab_size=400))

@@ -7,14 +7,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graphmer.config import PathsConfig
+from graphmer.config import PathsConfig, SamplesConfig, TokenizerConfig
 from graphmer.extract.pipeline import extract_kg
 from graphmer.model import ModelConfig
-from graphmer.samples import Layout, build_samples
+from graphmer.samples import build_samples
 from graphmer.tokenizer import save, train_tokenizer
 from tests.extract.helpers import write_tree
 
 R, L = 16, 3
+SAMPLES = SamplesConfig(roots=R, leaves=L, stride=R)  # tiny windows: R roots, L leaves, stride R
 LIB = '''\
 class Store{i}(Base):
     """A store."""
@@ -65,7 +66,7 @@ def build_tiny(root: Path, files: int = 10) -> dict:
     texts["p/pkg/__init__.py"] = "from .base import Base\n"
     write_tree(paths.raw, texts)
     extract_kg({"p": paths.raw / "p"}, paths.kg, progress=False)
-    tok = train_tokenizer(list(texts.values()), vocab_size=320)
+    tok = train_tokenizer(list(texts.values()), TokenizerConfig(vocab_size=320))
     save(tok, paths.tokenizer)
     write_split(paths.kg, paths.split, HELD_OUT)
     build_tiny_samples(paths)
@@ -73,10 +74,8 @@ def build_tiny(root: Path, files: int = 10) -> dict:
 
 
 def build_tiny_samples(paths: PathsConfig) -> None:
-    """The samples stage on the tiny corpus (tiny windows: R roots, L leaves, stride R)."""
-    build_samples(
-        paths.raw, paths.kg, paths.tokenizer, paths.split, paths.samples, Layout(R, L, R), progress=False
-    )
+    """The samples stage on the tiny corpus, in tiny windows (SAMPLES)."""
+    build_samples(paths.raw, paths.kg, paths.tokenizer, paths.split, paths.samples, SAMPLES, progress=False)
 
 
 def tiny_config(vocab_size: int, **overrides) -> ModelConfig:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from graphmer.config import EvaluateConfig, PathsConfig, SamplesConfig, TrainConfig
+from graphmer.config import EvaluateConfig, PathsConfig, TrainConfig
 from graphmer.train import train
-from tests.tiny import L, R, build_tiny, tiny_config
+from tests.tiny import SAMPLES, build_tiny, tiny_config
 
-SAMPLES = SamplesConfig(roots=R, leaves=L, stride=R)
 EVAL = EvaluateConfig(seed=0, windows=0, triples_per_relation=0, batch_size=8, code_only=True)
 
 

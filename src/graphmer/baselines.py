@@ -28,10 +28,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from graphmer.kg import entity_names
+from graphmer.kg import TRIPLES_TABLE, names_of
 from graphmer.loader import word_bounds
 from graphmer.ranking import Candidates
-from graphmer.tokenizer import leaf_ids_by_name
+from graphmer.tokenizer import tail_leaf_ids
 
 RULES = ("frequency", "copy", "name_lookup", "copy_name")
 
@@ -98,16 +98,16 @@ class NameLookup:
 
     @classmethod
     def from_kg(cls, kg_dir: Path, train_files: set[str], tok, leaves: int) -> NameLookup:
-        name_of = entity_names(kg_dir)
-        tri = pq.read_table(kg_dir / "triples.parquet", columns=["head", "relation", "tail", "file"])
+        tri = pq.read_table(kg_dir / TRIPLES_TABLE, columns=["head", "relation", "tail", "file"])
         tri = tri.to_pydict()
         rows = [
-            (name_of.get(h, h), r, name_of.get(t, t))
+            (h, r, t)
             for h, r, t, f in zip(tri["head"], tri["relation"], tri["tail"], tri["file"])
             if f in train_files
         ]
-        ids = leaf_ids_by_name(tok, (t for _, _, t in rows), leaves)
-        return cls((h, r, ids[t]) for h, r, t in rows)
+        name = names_of(kg_dir, (e for h, _, t in rows for e in (h, t)))
+        ids = tail_leaf_ids(tok, {t: name[t] for _, _, t in rows}, leaves)
+        return cls((name[h], r, ids[t]) for h, r, t in rows)
 
     def counts_for(self, head_name: str, relation: int, cands: Candidates, index) -> np.ndarray:
         out = np.zeros(len(cands), np.float64)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from graphmer import GraphmerError, atomic
-from graphmer.config import PathsConfig
+from graphmer.config import PathsConfig, load_all
 from graphmer.relations import RELATION_NAMES
 
 
@@ -29,9 +30,10 @@ def _gain(g: dict) -> str:
     return f"{g['mrr_diff']:+.3f} [{g['ci95_low']:+.3f}, {g['ci95_high']:+.3f}]"
 
 
-def model_card(params: dict, model: dict, metrics: dict[str, dict]) -> str:
-    """Markdown with a YAML header. `params`: params.yaml; `model`: the saved config.json;
-    `metrics`: corpus, kg, split, train, eval and distill (metrics/<name>.json)."""
+def model_card(params: dict[str, Any], model: dict, metrics: dict[str, dict]) -> str:
+    """Markdown with a YAML header. `params`: the typed sections of params.yaml (`load_all`);
+    `model`: the saved config.json; `metrics`: corpus, kg, split, train, eval and distill
+    (metrics/<name>.json)."""
     corpus, kg, split, train = (metrics[k] for k in ("corpus", "kg", "split", "train"))
     ev, distill = metrics["eval"], metrics["distill"]
     tp = ev["tail_prediction"]
@@ -42,7 +44,7 @@ def model_card(params: dict, model: dict, metrics: dict[str, dict]) -> str:
         f"vocabulary {model['vocab_size']}, {model['roots']} roots x {model['leaves']} leaf slots"
     )
     parts = ", ".join(k for k in ("hgat", "decay_mask", "relation_bias", "copy") if model.get(k))
-    tcfg = params.get("train", {})
+    tcfg = params["train"]
     lines = [
         "---",
         "library_name: graphmer",
@@ -71,9 +73,8 @@ def model_card(params: dict, model: dict, metrics: dict[str, dict]) -> str:
         "## Model",
         "",
         f"- {parameters}; graph parts on: {parts or 'none'}",
-        f"- {tcfg.get('steps')} optimizer steps, effective batch "
-        f"{tcfg.get('micro_batch', 0) * tcfg.get('grad_accum', 0)} windows per process, peak "
-        f"learning rate {tcfg.get('lr')}, seed {tcfg.get('seed')}, precision {tcfg.get('precision')}",
+        f"- {tcfg.steps} optimizer steps, effective batch {tcfg.micro_batch * tcfg.grad_accum} windows "
+        f"per process, peak learning rate {tcfg.lr}, seed {tcfg.seed}, precision {tcfg.precision}",
         "",
         "## Data",
         "",
@@ -89,7 +90,7 @@ def model_card(params: dict, model: dict, metrics: dict[str, dict]) -> str:
         f"{_f(train.get('mnm_loss'))}); dev MLM accuracy {_f(train.get('dev_mlm_acc'))}, dev MNM "
         f"accuracy {_f(train.get('dev_mnm_acc'))}",
         "",
-        f"## Evaluation ({params.get('evaluate', {}).get('split', 'test')} files, never trained on)",
+        f"## Evaluation ({params['evaluate'].split} files, never trained on)",
         "",
         "Tail completion: for a held-out (head, relation) the model ranks every tail the relation has",
         "in the graph; MRR beside the strongest cheap rule on the same questions, with the paired",
@@ -113,14 +114,15 @@ def model_card(params: dict, model: dict, metrics: dict[str, dict]) -> str:
     ]
     test = distill.get("test")
     if test:
-        at = test["thresholds"].get("0.9", {})
+        top = f"{max(params['distill'].thresholds):g}"  # the key distill writes for a threshold
+        at = test["thresholds"].get(top, {})
         lines += [
             "",
             "## Distilled graph",
             "",
             f"Predicted {' and '.join(distill['distilled']['added'])} triples with calibrated "
             f"probabilities (scorer `{distill['scorer']['chosen']}`): on held-out test "
-            f"facts, precision {_f(at.get('precision'))} at probability >= 0.9 (coverage "
+            f"facts, precision {_f(at.get('precision'))} at probability >= {top} (coverage "
             f"{_f(at.get('coverage'))}), expected calibration error {_f(test.get('ece'))}.",
         ]
     lines += [
@@ -140,9 +142,7 @@ def model_card(params: dict, model: dict, metrics: dict[str, dict]) -> str:
 def write_card(params_path: Path, paths: PathsConfig = PathsConfig()) -> str:
     """The `card` stage: the card of the model in `paths.models`, from `params_path` and the run's
     metrics in `paths.metrics`, written beside the model as README.md."""
-    import yaml
-
-    params = yaml.safe_load(params_path.read_text()) or {}
+    params = load_all(params_path)
     model = _read(paths.models / "config.json")
     names = ("corpus", "kg", "split", "train", "eval", "distill")
     text = model_card(params, model, {n: _read(paths.metrics / f"{n}.json") for n in names})

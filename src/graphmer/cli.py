@@ -1,16 +1,17 @@
 """`graphmer`: the pipeline's library functions as commands, for use outside DVC.
 
-graphmer fetch [--params params.yaml] [--out data/raw]
+graphmer fetch [--params FILE] [--out DIR]
 graphmer extract PATH... --out DIR [--workers N]
-graphmer predict FILE --entity NAME --relation REL [--top-k 10] [--max-file-bytes 1000000]
-graphmer distill PATH... --out DIR [--max-questions N] [--top-k 3] [--languages python ...]
-graphmer embed PATH... --out FILE.parquet [--batch-size 16] [--workers N]
+graphmer predict FILE --entity NAME --relation REL [--top-k K] [--max-file-bytes N]
+graphmer distill PATH... --out DIR [--max-questions N] [--top-k K] [--languages LANG ...]
+graphmer embed PATH... --out FILE.parquet [--batch-size N] [--workers N]
+
+`graphmer COMMAND --help` gives every option with its default.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from graphmer import guarded
@@ -47,7 +48,7 @@ def _extract(args: argparse.Namespace) -> None:
     from graphmer.config import ExtractConfig
     from graphmer.extract.pipeline import extract_kg
 
-    cfg = ExtractConfig(workers=args.workers or os.cpu_count() or 1, max_file_bytes=args.max_file_bytes)
+    cfg = ExtractConfig(workers=args.workers, max_file_bytes=args.max_file_bytes)
     m = extract_kg(_roots(args.paths), args.out, cfg, metrics_path=args.out / "kg.json")
     print(
         f"extracted {m['files_extracted']} files ({m['files'] - m['files_extracted']} skipped): "
@@ -83,7 +84,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _distill(args: argparse.Namespace) -> None:
-    from graphmer.config import DistillConfig
+    from graphmer.config import DistillConfig, ExtractConfig
     from graphmer.distill import distill_folders
 
     cfg = DistillConfig(
@@ -95,7 +96,7 @@ def _distill(args: argparse.Namespace) -> None:
         args.out,
         cfg,
         paths,
-        workers=args.workers or os.cpu_count() or 1,
+        workers=ExtractConfig(workers=args.workers).resolved_workers,
         tokenizer=args.tokenizer,
         calibration=args.calibration,
     )
@@ -148,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_extract)
 
     from graphmer.predict import TOP_K
-    from graphmer.ranking import CANDIDATES_FILE
     from graphmer.relations import RELATION_NAMES
+    from graphmer.samples import CANDIDATES_TABLE
 
     p = sub.add_parser(
         "predict",
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relation", required=True, metavar="REL", help=f"one of: {', '.join(RELATION_NAMES)}")
     p.add_argument("--top-k", type=int, default=TOP_K, help=f"how many tails to print (default {TOP_K})")
     _model_args(p)
-    candidates = PathsConfig().samples / CANDIDATES_FILE
+    candidates = PathsConfig().samples / CANDIDATES_TABLE
     p.add_argument(
         "--candidates",
         type=Path,
@@ -226,13 +227,14 @@ def _distill_parser(sub) -> None:
 
 
 def _embed(args: argparse.Namespace) -> None:
+    from graphmer.config import ExtractConfig
     from graphmer.embed import embed_paths
 
     s = embed_paths(
         _roots(args.paths),
         args.out,
         PathsConfig(models=args.model_dir),
-        workers=args.workers or os.cpu_count() or 1,
+        workers=ExtractConfig(workers=args.workers).resolved_workers,
         batch_size=args.batch_size,
         max_file_bytes=args.max_file_bytes,
         tokenizer=args.tokenizer,

@@ -51,25 +51,32 @@ from graphmer.calibrate import Calibrator, ece, reliability, selective
 from graphmer.checkpoint import load_model
 from graphmer.config import DistillConfig, ExtractConfig, PathsConfig
 from graphmer.evaluate import Ranking, held_out_triples
-from graphmer.kg import entity_columns
+from graphmer.kg import FILES_TABLE, MENTIONS_TABLE, TRIPLES_TABLE, entity_columns, short_name
 from graphmer.model import WEIGHTS_FILE
 from graphmer.ranking import Candidates, Question, answer, code_window, rank_metrics
-from graphmer.relations import RELATION_NAMES
-from graphmer.relations import Relation as R
+from graphmer.relations import RELATION_NAMES, Relation
 from graphmer.samples import char_offsets, mention_tokens
 from graphmer.split import read_split
 from graphmer.tokenizer import IDENTIFIER, PAD, leaf_ids_by_name
 
 # gap kind -> (relation, head kinds); which kinds each language asks (Java declares every type)
 GAP_KINDS = {
-    "untyped_parameter": (R.HAS_TYPE, ("parameter",)),
-    "untyped_field": (R.HAS_TYPE, ("field",)),
-    "untyped_function": (R.RETURNS, ("function", "method")),
+    "untyped_parameter": (Relation.HAS_TYPE, ("parameter",)),
+    "untyped_field": (Relation.HAS_TYPE, ("field",)),
+    "untyped_function": (Relation.RETURNS, ("function", "method")),
 }
 LANGUAGE_GAPS = {"python": tuple(GAP_KINDS), "javascript": tuple(GAP_KINDS), "java": ()}
 HIDES = ("python",)  # languages whose annotations `python_annotations` can delete (hidden-fact questions)
 # relations whose tail names a type or a class; the validity checks hold these tails to it
-TYPE_RELATIONS = (R.HAS_TYPE, R.RETURNS, R.INHERITS, R.IMPLEMENTS, R.INSTANTIATES, R.RAISES, R.CATCHES)
+TYPE_RELATIONS = (
+    Relation.HAS_TYPE,
+    Relation.RETURNS,
+    Relation.INHERITS,
+    Relation.IMPLEMENTS,
+    Relation.INSTANTIATES,
+    Relation.RAISES,
+    Relation.CATCHES,
+)
 CLASS_KINDS = ("class", "interface")
 FEATURES = ("model", "name_lookup", "copy", "frequency")  # a scorer weighs these per candidate
 CONTEXT_BYTES = 4096  # code read each side of the head: more than a window of R tokens holds
@@ -95,8 +102,8 @@ class Graph:
     @classmethod
     def load(cls, kg_dir: Path) -> Graph:
         ent = entity_columns(kg_dir, ["kind", "name", "language", "file", "start_line"])
-        tri = pq.read_table(kg_dir / "triples.parquet")
-        men = pq.read_table(kg_dir / "mentions.parquet").to_pydict()
+        tri = pq.read_table(kg_dir / TRIPLES_TABLE)
+        men = pq.read_table(kg_dir / MENTIONS_TABLE).to_pydict()
         file = {i: f for i, f in ent["file"].items() if f is not None}
         span: dict[str, tuple[int, int]] = {}
         for e, f, s, t, role in zip(
@@ -119,7 +126,7 @@ class Graph:
         )
 
     def name_of(self, entity: str) -> str:
-        return self.name.get(entity) or entity.rsplit(".", 1)[-1]
+        return short_name(self.name, entity)
 
 
 def prefix_of(entity: str) -> str:
@@ -234,7 +241,7 @@ def gap_slots(graph: Graph, files: set[str], languages: list[str], read) -> tupl
                     graph.kind[e] in kinds
                     and (e, relation) not in graph.tails
                     and graph.span[e] not in annotated
-                    and (relation != R.RETURNS or returners is None or graph.span[e] in returners)
+                    and (relation != Relation.RETURNS or returners is None or graph.span[e] in returners)
                 ):
                     slots.append(Slot(e, int(relation), gap, f, graph.line.get(e, 0), graph.span[e]))
                     found[gap] += 1
@@ -274,7 +281,7 @@ def hidden_slots(
             if hide is None:
                 skipped["annotation_not_found"] += 1
                 continue
-            if h.relation == R.RETURNS and graph.span[h.head] not in annotations[f][1]:
+            if h.relation == Relation.RETURNS and graph.span[h.head] not in annotations[f][1]:
                 skipped["returns_no_value"] += 1  # a stub (`...`, `raise NotImplementedError`)
                 continue
             line = graph.line.get(h.head, 0)
@@ -568,7 +575,7 @@ class TailIds:
         mine = local.triples.select(["relation", "tail", "file"]).to_pydict()
         self.imports: dict[str, list[str]] = defaultdict(list)
         for r, t, f in zip(mine["relation"], mine["tail"], mine["file"]):
-            if r == R.IMPORTS:
+            if r == Relation.IMPORTS:
                 self.imports[f].append(t)
 
     def __call__(self, relation: int, head: str, file: str, name: str) -> str:
@@ -620,7 +627,7 @@ def project_reach(*graphs: Graph) -> tuple[dict[str, str], dict[str, set[str]]]:
             reach[source[e]].add(_project(e))
         tri = g.triples.select(["relation", "tail", "file"]).to_pydict()
         for r, t, f in zip(tri["relation"], tri["tail"], tri["file"]):
-            if r == R.IMPORTS:
+            if r == Relation.IMPORTS:
                 reach[_source(f)].add(_project(t))
     return source, reach
 
@@ -656,9 +663,9 @@ class Validator:
             self._link(h, r, t)
 
     def _link(self, h: str, r: int, t: str) -> None:
-        if r in (R.INHERITS, R.IMPLEMENTS):
+        if r in (Relation.INHERITS, Relation.IMPLEMENTS):
             self.hierarchy.add_edge(h, t)
-        elif r == R.CONTAINS:
+        elif r == Relation.CONTAINS:
             self.tree.add_edge(h, t)
 
     def check(self, h: str, r: int, t: str, hidden: frozenset[str] = frozenset()) -> str | None:
@@ -668,21 +675,25 @@ class Validator:
 
         if (h, r, t) in self.static and t not in hidden:
             return "duplicate_of_static"
-        if r in (R.HAS_TYPE, R.RETURNS) and t not in self.types:
+        if r in (Relation.HAS_TYPE, Relation.RETURNS) and t not in self.types:
             return "tail_not_a_type"
-        if r in (R.INHERITS, R.IMPLEMENTS, R.INSTANTIATES, R.RAISES, R.CATCHES) and not (
-            self.kinds.get(t) in CLASS_KINDS or t in self.types
-        ):
+        if r in (
+            Relation.INHERITS,
+            Relation.IMPLEMENTS,
+            Relation.INSTANTIATES,
+            Relation.RAISES,
+            Relation.CATCHES,
+        ) and not (self.kinds.get(t) in CLASS_KINDS or t in self.types):
             return "tail_not_a_class"
         if r in TYPE_RELATIONS and not self._reachable(h, t):
             return "type_the_project_never_imports"
-        if r == R.OVERRIDES and not self._overridable(h, t):
+        if r == Relation.OVERRIDES and not self._overridable(h, t):
             return "tail_not_an_ancestor_method"
-        if r in (R.INHERITS, R.IMPLEMENTS) and (
+        if r in (Relation.INHERITS, Relation.IMPLEMENTS) and (
             h == t or (t in self.hierarchy and h in self.hierarchy and nx.has_path(self.hierarchy, t, h))
         ):
             return "inheritance_cycle"
-        if r == R.CONTAINS and (
+        if r == Relation.CONTAINS and (
             h == t
             or (t in self.tree and self.tree.in_degree(t) > 0)
             or (t in self.tree and h in self.tree and nx.has_path(self.tree, t, h))
@@ -1115,7 +1126,7 @@ def distill_folders(
     files = {
         p
         for p, s in zip(
-            *(pq.read_table(out / "kg/files.parquet")[c].to_pylist() for c in ("path", "skipped"))
+            *(pq.read_table(out / "kg" / FILES_TABLE)[c].to_pylist() for c in ("path", "skipped"))
         )
         if not s
     }

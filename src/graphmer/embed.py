@@ -40,6 +40,7 @@ from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.checkpoint import load_model
 from graphmer.config import ExtractConfig, PathsConfig
 from graphmer.extract.pipeline import check_output, extract_kg, plan
+from graphmer.kg import ENTITIES_TABLE, FILES_TABLE, MENTIONS_TABLE
 from graphmer.languages import SkipFile, language_of, read_regular
 from graphmer.loader import IGNORE, collate, compact, word_starts
 from graphmer.model import MODEL_INPUTS, GraphMERT
@@ -70,7 +71,7 @@ class Definition:
 
 def definitions(kg_dir: Path) -> dict[str, list[Definition]]:
     """Per file, the first definition of each entity defined there, in the order of the code."""
-    men = pq.read_table(kg_dir / "mentions.parquet", filters=[("role", "=", "def")]).to_pydict()
+    men = pq.read_table(kg_dir / MENTIONS_TABLE, filters=[("role", "=", "def")]).to_pydict()
     first: dict[tuple[str, str], tuple[int, int]] = {}
     for e, f, s, t in zip(men["entity_id"], men["file"], men["start_byte"], men["end_byte"]):
         if (e, f) not in first or s < first[(e, f)][0]:
@@ -129,7 +130,7 @@ class Files:
 
     @classmethod
     def load(cls, kg_dir: Path, folders: dict[str, Path], max_bytes: int) -> Files:
-        t = pq.read_table(kg_dir / "files.parquet", columns=["path", "sha256", "skipped"]).to_pydict()
+        t = pq.read_table(kg_dir / FILES_TABLE, columns=["path", "sha256", "skipped"]).to_pydict()
         kept = {p: h for p, h, s in zip(t["path"], t["sha256"], t["skipped"]) if not s}
         return cls(kept, len(t["path"]) - len(kept), folders, max_bytes)
 
@@ -259,7 +260,7 @@ class Extracted:
         if not plan(folders):  # no file of our languages: nothing to embed, as in files that define nothing
             return cls({}, Files({}, 0, folders, max_bytes), {})
         extract_kg(folders, kg, ExtractConfig(workers=workers, max_file_bytes=max_bytes), progress=progress)
-        ent = pq.read_table(kg / "entities.parquet", columns=["id", "kind", "name", "language"]).to_pydict()
+        ent = pq.read_table(kg / ENTITIES_TABLE, columns=["id", "kind", "name", "language"]).to_pydict()
         info = {
             e: (k, n, lang) for e, k, n, lang in zip(ent["id"], ent["kind"], ent["name"], ent["language"])
         }

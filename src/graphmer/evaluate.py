@@ -40,13 +40,14 @@ import torch
 from graphmer import GraphmerError, atomic, baselines, progress_bar
 from graphmer.checkpoint import load_model
 from graphmer.config import EvaluateConfig, PathsConfig, SamplesConfig
-from graphmer.kg import entity_names
+from graphmer.kg import FILES_TABLE, TRIPLES_TABLE, entity_names, names_of
 from graphmer.loader import IGNORE, LeafyChains, collate, compact, word_starts
 from graphmer.model import MODEL_INPUTS, GraphMERT, masked_groups
-from graphmer.ranking import CANDIDATES_FILE, Candidates, Question, answer, rank_metrics
+from graphmer.ranking import Candidates, Question, answer, rank_metrics
 from graphmer.relations import RELATION_NAMES
+from graphmer.samples import CANDIDATES_TABLE, TAILS_TABLE, windows_table
 from graphmer.split import read_split
-from graphmer.tokenizer import leaf_ids_by_name
+from graphmer.tokenizer import tail_leaf_ids
 
 # The rule of each relation with the best dev MRR (`rule_by_relation`), applied to the reported split.
 BY_RELATION = "rule_by_relation"
@@ -68,18 +69,18 @@ RANK_KEYS = ("mrr", "hits1", "hits3", "hits10")
 def check_leakage(samples_dir: Path, kg_dir: Path, split_path: Path, held_out: str) -> dict:
     """Fail unless the `held_out` windows come from files of that split whose content is not in
     training, and every triple of a training window was extracted from a training file."""
-    files = pq.read_table(kg_dir / "files.parquet", columns=["path", "sha256"]).to_pydict()
+    files = pq.read_table(kg_dir / FILES_TABLE, columns=["path", "sha256"]).to_pydict()
     sha = dict(zip(files["path"], files["sha256"]))
     splits = read_split(split_path)
     used = {
-        s: set(pq.read_table(samples_dir / f"{s}.parquet", columns=["file"]).column("file").to_pylist())
+        s: set(pq.read_table(samples_dir / windows_table(s), columns=["file"]).column("file").to_pylist())
         for s in ("train", held_out)
     }
     for s, paths in used.items():
         unknown = sorted(p for p in paths if p not in sha)
         if unknown:
             raise GraphmerError(
-                f"leakage guard: {s} window file {unknown[0]} is not in {kg_dir}/files.parquet"
+                f"leakage guard: {s} window file {unknown[0]} is not in {kg_dir / FILES_TABLE}"
             )
         wrong = sorted(p for p in paths if splits.get(p) != s)
         if wrong:
@@ -107,14 +108,16 @@ def check_leakage(samples_dir: Path, kg_dir: Path, split_path: Path, held_out: s
 def foreign_training_triples(samples_dir: Path, kg_dir: Path, splits: dict[str, str]) -> list[tuple]:
     """Triples of training windows that no training file yields, from the graph itself (not from
     what the samples stage says of them)."""
-    tri = pq.read_table(kg_dir / "triples.parquet", columns=["head", "relation", "tail", "file"]).to_pydict()
+    tri = pq.read_table(kg_dir / TRIPLES_TABLE, columns=["head", "relation", "tail", "file"]).to_pydict()
     allowed = {
         (h, r, t)
         for h, r, t, f in zip(tri["head"], tri["relation"], tri["tail"], tri["file"])
         if splits.get(f) == "train"
     }
-    tail_entity = pq.read_table(samples_dir / "tails.parquet", columns=["tail"])["tail"].to_pylist()
-    train = pq.read_table(samples_dir / "train.parquet", columns=["cand_head", "cand_relation", "cand_tail"])
+    tail_entity = pq.read_table(samples_dir / TAILS_TABLE, columns=["tail"])["tail"].to_pylist()
+    train = pq.read_table(
+        samples_dir / windows_table("train"), columns=["cand_head", "cand_relation", "cand_tail"]
+    )
     carried = set(
         zip(
             _flat(train, "cand_head").tolist(),
@@ -208,10 +211,8 @@ def held_out_triples(
     """A seeded sample, per relation, of the distinct triples extracted from `split` files and never
     carried by a training window (each at one of its anchors, drawn with the same seed); and counts."""
     cols = ["cand_head", "cand_relation", "cand_tail"]
-    tail_entity = np.asarray(
-        pq.read_table(samples_dir / "tails.parquet", columns=["tail"])["tail"].to_pylist()
-    )
-    train = pq.read_table(samples_dir / "train.parquet", columns=cols)
+    tail_entity = np.asarray(pq.read_table(samples_dir / TAILS_TABLE, columns=["tail"])["tail"].to_pylist())
+    train = pq.read_table(samples_dir / windows_table("train"), columns=cols)
     seen = set(
         zip(
             _flat(train, "cand_head"),
@@ -219,7 +220,7 @@ def held_out_triples(
             tail_entity[_flat(train, "cand_tail")],
         )
     )
-    held = pq.read_table(samples_dir / f"{split}.parquet", columns=[*cols, "cand_copyable", "cand_train"])
+    held = pq.read_table(samples_dir / windows_table(split), columns=[*cols, "cand_copyable", "cand_train"])
     heads, rels = _flat(held, "cand_head"), _flat(held, "cand_relation").astype(int)
     tails, copy = tail_entity[_flat(held, "cand_tail")], _flat(held, "cand_copyable")
     from_train_file = _flat(held, "cand_train")
@@ -254,13 +255,12 @@ def held_out_triples(
 
 def true_tails(kg_dir: Path, heads: set[str], tok, leaves: int) -> dict[tuple[str, int], set[tuple]]:
     """(head, relation) -> leaf-token sequences of all its tails in the whole graph."""
-    tri = pq.read_table(kg_dir / "triples.parquet", columns=["head", "relation", "tail"])
+    tri = pq.read_table(kg_dir / TRIPLES_TABLE, columns=["head", "relation", "tail"])
     tri = tri.filter(pc.is_in(tri["head"], pa.array(sorted(heads), pa.string()))).to_pydict()
-    name_of = entity_names(kg_dir, set(tri["tail"]))
-    ids = leaf_ids_by_name(tok, (name_of.get(t, t) for t in tri["tail"]), leaves)
+    ids = tail_leaf_ids(tok, names_of(kg_dir, tri["tail"]), leaves)
     out: dict[tuple[str, int], set[tuple]] = defaultdict(set)
     for h, r, t in zip(tri["head"], tri["relation"], tri["tail"]):
-        out[(h, r)].add(ids[name_of.get(t, t)])
+        out[(h, r)].add(ids[t])
     return out
 
 
@@ -279,7 +279,7 @@ class Ranking:
 
     @classmethod
     def load(cls, paths: PathsConfig, tok, leaves: int) -> Ranking:
-        table = pq.read_table(paths.samples / CANDIDATES_FILE)
+        table = pq.read_table(paths.samples / CANDIDATES_TABLE)
         train_files = {p for p, s in read_split(paths.split).items() if s == "train"}
         return cls(
             {r: Candidates.of(table, r, leaves) for r in range(len(RELATION_NAMES))},
@@ -463,8 +463,8 @@ def evaluate(
 
 def _split_windows(paths: PathsConfig, tok, samples: SamplesConfig, cfg: EvaluateConfig, split: str):
     return LeafyChains(
-        paths.samples / f"{split}.parquet",
-        paths.samples / "tails.parquet",
+        paths.samples / windows_table(split),
+        paths.samples / TAILS_TABLE,
         tok.get_vocab(),
         samples.roots,
         samples.leaves,

@@ -24,7 +24,8 @@ from graphmer import GraphmerError, one_line
 from graphmer.checkpoint import load_model
 from graphmer.config import ExtractConfig, PathsConfig
 from graphmer.loader import word_starts
-from graphmer.ranking import CANDIDATES_FILE, Candidates, Question, answer, code_window
+from graphmer.ranking import Candidates, Question, answer, code_window
+from graphmer.samples import CANDIDATE_SCHEMA, CANDIDATES_TABLE, char_offsets, mention_tokens
 from graphmer.tokenizer import IDENTIFIER, leaf_ids
 
 TOP_K = 10  # tails shown unless asked for another number
@@ -89,8 +90,6 @@ def read_candidates(path: Path, vocab_size: int) -> pa.Table:
     type, an empty value, a token id outside the vocabulary) is a one-line error naming it."""
     import pyarrow.parquet as pq
 
-    from graphmer.samples import CANDIDATE_SCHEMA
-
     schema = pa.schema([CANDIDATE_SCHEMA.field(name) for name in CANDIDATE_COLUMNS])
     try:
         table = pq.read_table(path, columns=list(CANDIDATE_COLUMNS)).cast(schema)
@@ -148,7 +147,7 @@ def predict(
         raise GraphmerError("--top-k must be > 0")
     data, text = read_source(path, max_file_bytes)
     span, head_id, line = find_head(path, data, entity)
-    candidates = Path(candidates or paths.samples / CANDIDATES_FILE)
+    candidates = Path(candidates or paths.samples / CANDIDATES_TABLE)
     if not candidates.is_file():
         raise GraphmerError(f"{candidates} not found: build the samples first (`dvc repro samples`)")
     model, tok = load_model(paths.models, tokenizer or paths.tokenizer)
@@ -166,8 +165,6 @@ def predict(
 
 def _question(tok, data: bytes, text: str, span: tuple[int, int], relation: int, R: int, L: int) -> Question:
     """The question of the head at bytes `span` of the file: its code window, nothing of the graph."""
-    from graphmer.samples import char_offsets, mention_tokens
-
     enc = tok.encode(text)
     ends = np.asarray([e for _, e in enc.offsets], dtype=np.int64)
     chars = char_offsets(data, text, np.asarray([span], dtype=np.int64))

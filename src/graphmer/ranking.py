@@ -30,9 +30,6 @@ from graphmer.loader import IGNORE, bare_window, collate, compact, word_bounds
 from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT
 from graphmer.tokenizer import MASK, PAD
 
-# Every distinct tail of each relation as leaf tokens, in `PathsConfig.samples` (the samples stage's).
-CANDIDATES_FILE = "candidates.parquet"
-
 
 @dataclass
 class Candidates:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from graphmer import GraphmerError, atomic, progress_bar
-from graphmer.kg import entity_names
+from graphmer.config import SamplesConfig
+from graphmer.kg import MENTIONS_TABLE, TRIPLES_TABLE, names_of
 from graphmer.relations import NUM_RELATIONS, RELATION_NAMES
 from graphmer.split import SPLITS, read_split
-from graphmer.tokenizer import IDENTIFIER, leaf_ids, leaf_ids_by_name
+from graphmer.tokenizer import IDENTIFIER, leaf_ids, tail_leaf_ids
 from graphmer.tokenizer import load as load_tokenizer
+
+# The tables this stage writes into its folder (PathsConfig.samples), by file name.
+TAILS_TABLE = "tails.parquet"
+CANDIDATES_TABLE = "candidates.parquet"
+
+
+def windows_table(split: str) -> str:
+    """The file name of the windows of `split` (train, dev or test)."""
+    return f"{split}.parquet"
+
 
 WINDOW_SCHEMA = pa.schema(
     [
@@ -63,17 +73,6 @@ CANDIDATE_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class Layout:
-    roots: int = 128
-    leaves: int = 7
-    stride: int = 128
-
-    @property
-    def length(self) -> int:
-        return self.roots + self.roots * self.leaves
-
-
 class Tails:
     """Tail entities as token sequences, numbered in order of first use."""
 
@@ -94,13 +93,14 @@ class Tails:
         return pa.table(dict(zip(TAIL_SCHEMA.names, map(list, cols))), schema=TAIL_SCHEMA)
 
 
-def window_starts(n: int, layout: Layout) -> list[int]:
-    """Starts of windows covering n tokens; a short file gets one (padded) window."""
-    if n <= layout.roots:
+def window_starts(n: int, cfg: SamplesConfig) -> list[int]:
+    """Starts of windows of `cfg.roots` tokens, `cfg.stride` apart, covering n tokens; a short file
+    gets one (padded) window."""
+    if n <= cfg.roots:
         return [0]
-    starts = list(range(0, n - layout.roots + 1, layout.stride))
-    if starts[-1] + layout.roots < n:
-        starts.append(n - layout.roots)
+    starts = list(range(0, n - cfg.roots + 1, cfg.stride))
+    if starts[-1] + cfg.roots < n:
+        starts.append(n - cfg.roots)
     return starts
 
 
@@ -127,14 +127,14 @@ class KG:
     with the split of the file each was extracted from."""
 
     def __init__(self, kg_dir: Path, splits: dict[str, str]):
-        self.name = entity_names(kg_dir)
         cols = ["head", "relation", "tail", "file"]
-        tri = pq.read_table(kg_dir / "triples.parquet", columns=cols).to_pydict()
+        tri = pq.read_table(kg_dir / TRIPLES_TABLE, columns=cols).to_pydict()
         self.out: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
         for h, r, t, f in zip(tri["head"], tri["relation"], tri["tail"], tri["file"]):
             if splits.get(f) in SPLITS:  # a duplicate file's triples are nobody's
                 self.out[h].append((r, t, splits[f]))
-        men = pq.read_table(kg_dir / "mentions.parquet").to_pydict()
+        self.name = names_of(kg_dir, (t for triples in self.out.values() for _, t, _ in triples))
+        men = pq.read_table(kg_dir / MENTIONS_TABLE).to_pydict()
         self.mentions: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
         for e, f, s, t in zip(men["entity_id"], men["file"], men["start_byte"], men["end_byte"]):
             if e in self.out:
@@ -150,7 +150,9 @@ def is_word_of(name: str, chars: str, words: set[str]) -> bool:
     return "." in name and re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", chars) is not None
 
 
-def file_windows(path: str, split: str, data: bytes, tok, kg: KG, tails: Tails, layout: Layout) -> list[dict]:
+def file_windows(
+    path: str, split: str, data: bytes, tok, kg: KG, tails: Tails, cfg: SamplesConfig
+) -> list[dict]:
     """The windows of one file; a window of split S carries the triples from training files and
     from files of S."""
     text = data.decode("utf-8")
@@ -163,8 +165,8 @@ def file_windows(path: str, split: str, data: bytes, tok, kg: KG, tails: Tails, 
         cspans = char_offsets(data, text, spans)
         first, last = mention_tokens(offsets[:, 1], cspans[:, 0], cspans[:, 1])
     rows = []
-    for w in window_starts(len(ids), layout):
-        end = min(w + layout.roots, len(ids))
+    for w in window_starts(len(ids), cfg):
+        end = min(w + cfg.roots, len(ids))
         chars = text[offsets[w, 0] : offsets[end - 1, 1]] if end > w else ""
         words = set(IDENTIFIER.findall(chars))
         cand: dict[str, list] = {k: [] for k in WINDOW_SCHEMA.names[3:]}
@@ -178,7 +180,7 @@ def file_windows(path: str, split: str, data: bytes, tok, kg: KG, tails: Tails, 
             for rel, tail, origin in kg.out[entity]:
                 if origin not in ("train", split):
                     continue
-                name = kg.name.get(tail, tail)
+                name = kg.name[tail]
                 cand["cand_anchor"].append(a)
                 cand["cand_end"].append(head_end)
                 cand["cand_relation"].append(rel)
@@ -196,7 +198,7 @@ def build_samples(
     tokenizer_path: str | Path,
     split_path: str | Path,
     out_dir: str | Path,
-    layout: Layout,
+    cfg: SamplesConfig,
     metrics_path: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
@@ -206,23 +208,23 @@ def build_samples(
     if not any(s in SPLITS for s in splits.values()):
         raise GraphmerError(f"no extracted files in {split_path}: the corpus is empty")
     kg = KG(kg_dir, splits)
-    tails = Tails(tok, layout.leaves)
+    tails = Tails(tok, cfg.leaves)
     windows: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for path, split in progress_bar(
         sorted(splits.items()), desc="samples", unit="file", disable=not progress
     ):
         if split in SPLITS:
             data = (raw_dir / path).read_bytes()
-            windows[split] += file_windows(path, split, data, tok, kg, tails, layout)
+            windows[split] += file_windows(path, split, data, tok, kg, tails, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, rows in windows.items():
         table = pa.Table.from_pylist(rows, schema=WINDOW_SCHEMA)
-        atomic.write_parquet(out_dir / f"{split}.parquet", table)
+        atomic.write_parquet(out_dir / windows_table(split), table)
     tail_table = tails.table()
-    candidates = candidate_table(kg_dir, splits, tok, layout.leaves)
-    for name, table in (("tails", tail_table), ("candidates", candidates)):
-        atomic.write_parquet(out_dir / f"{name}.parquet", table)
-    metrics = sample_metrics(windows, tail_table, layout, splits)
+    candidates = candidate_table(kg_dir, splits, tok, cfg.leaves)
+    for name, table in ((TAILS_TABLE, tail_table), (CANDIDATES_TABLE, candidates)):
+        atomic.write_parquet(out_dir / name, table)
+    metrics = sample_metrics(windows, tail_table, cfg, splits)
     rel = np.bincount(candidates.column("relation").to_numpy(), minlength=NUM_RELATIONS)
     metrics["candidates_per_relation"] = {name: int(rel[i]) for i, name in enumerate(RELATION_NAMES)}
     if metrics_path is not None:
@@ -233,17 +235,16 @@ def build_samples(
 def candidate_table(kg_dir: Path, splits: dict[str, str], tok, leaves: int) -> pa.Table:
     """Distinct tails per relation as leaf-token sequences (the tokens a leaf group holds),
     counted over the training graph (triples from training files) and the whole graph."""
-    name_of = entity_names(kg_dir)
-    tri = pq.read_table(kg_dir / "triples.parquet", columns=["relation", "tail", "file"]).to_pydict()
-    forms = leaf_ids_by_name(tok, (name_of.get(t, t) for t in tri["tail"]), leaves)
-    ids_of = {n: ids for n, ids in forms.items() if ids}
+    tri = pq.read_table(kg_dir / TRIPLES_TABLE, columns=["relation", "tail", "file"]).to_pydict()
+    name_of = names_of(kg_dir, tri["tail"])
+    ids_of = tail_leaf_ids(tok, name_of, leaves)
     train, total = Counter(), Counter()
     first_name: dict[tuple, str] = {}
     for r, t, f in zip(tri["relation"], tri["tail"], tri["file"]):
-        name = name_of.get(t, t)
-        if name not in ids_of:
+        name, ids = name_of[t], ids_of[t]
+        if not ids:
             continue
-        key = (r, ids_of[name])
+        key = (r, ids)
         first_name[key] = min(first_name.get(key, name), name)
         total[key] += 1
         train[key] += splits.get(f) == "train"
@@ -261,16 +262,16 @@ def candidate_table(kg_dir: Path, splits: dict[str, str], tok, leaves: int) -> p
 
 
 def sample_metrics(
-    windows: dict[str, list[dict]], tails: pa.Table, layout: Layout, splits: dict[str, str]
+    windows: dict[str, list[dict]], tails: pa.Table, cfg: SamplesConfig, splits: dict[str, str]
 ) -> dict:
     tail_len = np.asarray([len(ids) for ids in tails.column("ids").to_pylist()] or [0])
     truncated = tails.column("truncated").to_pylist()
     out: dict = {
         "layout": {
-            "roots": layout.roots,
-            "leaves": layout.leaves,
-            "stride": layout.stride,
-            "sequence_length": layout.length,
+            "roots": cfg.roots,
+            "leaves": cfg.leaves,
+            "stride": cfg.stride,
+            "sequence_length": cfg.roots + cfg.roots * cfg.leaves,
         },
         "files": dict(Counter(splits.values())),
         "tails": len(tail_len),
@@ -293,7 +294,7 @@ def sample_metrics(
             "anchored_heads_per_window": round(float(np.mean(anchors)) if anchors else 0.0, 3),
             "windows_without_anchor": sum(1 for a in anchors if a == 0),
             "candidate_triples": cands,
-            "leaf_fill_rate": round(filled / max(len(rows) * layout.roots * layout.leaves, 1), 4),
+            "leaf_fill_rate": round(filled / max(len(rows) * cfg.roots * cfg.leaves, 1), 4),
             "copyable_share": round(copy / max(cands, 1), 4),
             "triples_per_relation": {name: rel[i] for i, name in enumerate(RELATION_NAMES)},
         }

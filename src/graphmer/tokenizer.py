@@ -12,12 +12,13 @@ decode(encode(x)) == x for any text, which the stage checks on every file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from graphmer import GraphmerError, atomic
+from graphmer.config import TokenizerConfig
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
@@ -50,16 +51,15 @@ def new_tokenizer() -> Tokenizer:
 
 def train_tokenizer(
     texts: Iterable[str],
-    vocab_size: int,
-    min_frequency: int = 2,
+    cfg: TokenizerConfig,
     length: int | None = None,
     progress: bool = False,
 ) -> Tokenizer:
     """Train on a stream of texts (never held in memory at once)."""
     tok = new_tokenizer()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=progress,
@@ -81,6 +81,13 @@ def leaf_ids_by_name(tok: Tokenizer, names: Iterable[str], leaves: int) -> dict[
     """`leaf_ids` of each distinct name, by name (each name encoded once)."""
     unique = sorted(set(names))
     return dict(zip(unique, leaf_ids(tok, unique, leaves)))
+
+
+def tail_leaf_ids(tok: Tokenizer, names: Mapping[str, str], leaves: int) -> dict[str, tuple[int, ...]]:
+    """Each tail id of `names` (tail id -> its name: `graphmer.kg.names_of`) -> the `leaf_ids` of its
+    name, each distinct name encoded once."""
+    by_name = leaf_ids_by_name(tok, names.values(), leaves)
+    return {t: by_name[name] for t, name in names.items()}
 
 
 def save(tok: Tokenizer, path: str | Path) -> None:
@@ -147,8 +154,7 @@ def build(
     raw_dir: str | Path,
     split_path: str | Path,
     out_path: str | Path,
-    vocab_size: int,
-    min_frequency: int,
+    cfg: TokenizerConfig,
     metrics_path: str | Path | None = None,
 ) -> dict:
     """Train on the training-split files of a fetched, split corpus; save; measure every split."""
@@ -158,7 +164,7 @@ def build(
     paths = {s: [Path(raw_dir) / p for p, sp in sorted(splits.items()) if sp == s] for s in SPLITS}
     if not paths["train"]:
         raise GraphmerError(f"no training files in {split_path}: the corpus is empty")
-    tok = train_tokenizer(read_texts(paths["train"]), vocab_size, min_frequency, len(paths["train"]))
+    tok = train_tokenizer(read_texts(paths["train"]), cfg, len(paths["train"]))
     metrics = {"vocab_size": tok.get_vocab_size(), "special_tokens": list(SPECIAL_TOKENS)}
     for split, files in paths.items():
         metrics[split] = text_stats(tok, read_texts(files))

@@ -44,6 +44,7 @@ from graphmer.config import PathsConfig, SamplesConfig, TrainConfig
 from graphmer.loader import IGNORE, LeafyChains, batch_loader, collate, compact, micro_batch_indices
 from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig, masked_groups, total_loss
 from graphmer.relations import NUM_RELATIONS
+from graphmer.samples import TAILS_TABLE, windows_table
 from graphmer.tokenizer import load as load_tokenizer
 
 # --------------------------------------------------------------------------- schedules
@@ -279,8 +280,8 @@ def _windows(
         )
     train_ds, dev_ds = (
         LeafyChains(
-            paths.samples / f"{split}.parquet",
-            paths.samples / "tails.parquet",
+            paths.samples / windows_table(split),
+            paths.samples / TAILS_TABLE,
             vocab,
             model_cfg.roots,
             model_cfg.leaves,
@@ -290,7 +291,7 @@ def _windows(
         for split in ("train", "dev")
     )
     if len(train_ds) == 0:
-        raise GraphmerError(f"{paths.samples / 'train.parquet'} has no windows")
+        raise GraphmerError(f"{paths.samples / windows_table('train')} has no windows")
     return train_ds, dev_ds
 
 

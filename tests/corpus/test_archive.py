@@ -3,10 +3,25 @@
 import io
 import tarfile
 import zipfile
+from dataclasses import replace
 
 import pytest
 
+from graphmer.config import CorpusConfig, SourceConfig
 from graphmer.corpus.archive import Limits, UnsafeArchiveError, extract_archive
+
+LIMITS = Limits.of()  # corpus's default caps
+
+
+def capped(**caps) -> Limits:
+    return replace(LIMITS, **caps)
+
+
+def test_limits_are_the_corpus_caps():
+    sources = [SourceConfig("p", "local", path="p")]
+    caps = {"max_archive_member_bytes": 5, "max_archive_total_bytes": 6, "max_archive_members": 7}
+    assert Limits.of(CorpusConfig(sources, **caps)) == Limits(5, 6, 7)
+    assert Limits.of(CorpusConfig(sources)) == LIMITS
 
 
 def make_tar(path, members):
@@ -40,7 +55,7 @@ def test_safe_tar_extracts_files_and_drops_inside_links(tmp_path):
     )
     out = tmp_path / "out"
     out.mkdir()
-    assert extract_archive(arc, out) == 2
+    assert extract_archive(arc, out, LIMITS) == 2
     assert (out / "pkg-1.0/sub/b.js").read_bytes() == b"var b;\n"
     assert not (out / "pkg-1.0/c.py").exists()
 
@@ -64,7 +79,7 @@ def test_hostile_tar_is_refused(tmp_path, members, message):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(UnsafeArchiveError, match=message):
-        extract_archive(arc, out)
+        extract_archive(arc, out, LIMITS)
     assert list(out.iterdir()) == []  # checked before anything was written
 
 
@@ -73,11 +88,11 @@ def test_member_and_total_size_caps(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(UnsafeArchiveError, match="over the 500 cap"):
-        extract_archive(arc, out, Limits(max_member_bytes=500))
+        extract_archive(arc, out, capped(max_member_bytes=500))
     with pytest.raises(UnsafeArchiveError, match="unpacks to over 2000 bytes"):
-        extract_archive(arc, out, Limits(max_total_bytes=2000))
+        extract_archive(arc, out, capped(max_total_bytes=2000))
     with pytest.raises(UnsafeArchiveError, match="more than 3 members"):
-        extract_archive(arc, out, Limits(max_members=3))
+        extract_archive(arc, out, capped(max_members=3))
     assert list(out.iterdir()) == []
 
 
@@ -88,7 +103,7 @@ def test_gzip_bomb_is_refused_by_declared_size(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(UnsafeArchiveError, match="cap"):
-        extract_archive(arc, out, Limits(max_member_bytes=10_000_000))
+        extract_archive(arc, out, capped(max_member_bytes=10_000_000))
 
 
 def make_zip(path, entries):
@@ -116,7 +131,7 @@ def test_hostile_zip_is_refused(tmp_path, entry, message):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(UnsafeArchiveError, match=message):
-        extract_archive(arc, out)
+        extract_archive(arc, out, LIMITS)
     assert list(out.iterdir()) == []
 
 
@@ -130,11 +145,11 @@ def test_zip_whose_header_lies_about_size_is_stopped_while_copying(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(UnsafeArchiveError, match="corrupt|cap"):
-        extract_archive(arc, out, Limits(max_member_bytes=1000))
+        extract_archive(arc, out, capped(max_member_bytes=1000))
 
 
 def test_unreadable_archive_is_a_clear_error(tmp_path):
     bad = tmp_path / "x.tar.gz"
     bad.write_bytes(b"not an archive")
     with pytest.raises(UnsafeArchiveError, match="not a readable archive"):
-        extract_archive(bad, tmp_path)
+        extract_archive(bad, tmp_path, LIMITS)

@@ -13,7 +13,7 @@ from tests.corpus.fixtures import make_pypi_index, npm_registry, tar_bytes
 def fetch(tmp_path, **fields):
     work = tmp_path / "work"
     work.mkdir(parents=True)
-    return fetch_source(SourceConfig(**fields), work, Limits())
+    return fetch_source(SourceConfig(**fields), work, Limits.of())
 
 
 def test_pypi_sdist_from_local_index(tmp_path):

@@ -94,11 +94,11 @@ def test_pypi_sdist_code_never_runs(tmp_path, right_pin):
     src = SourceConfig("evil", "pypi", package="demo-pkg", version="1.0", sha256=pin, index_url=index)
     (tmp_path / "work").mkdir()
     if right_pin:
-        root = fetch_source(src, tmp_path / "work", Limits())
+        root = fetch_source(src, tmp_path / "work", Limits.of())
         assert (root / "demo/core.py").is_file()
     else:
         with pytest.raises(FetchError, match=r"source 'evil': sha256 mismatch"):
-            fetch_source(src, tmp_path / "work", Limits())
+            fetch_source(src, tmp_path / "work", Limits.of())
     assert not canary.exists()
 
 
@@ -116,7 +116,7 @@ def test_git_url_is_never_an_option(tmp_path):
     src = SourceConfig("g", "git", url=f"--upload-pack=touch {canary}", commit="a" * 40)
     (tmp_path / "work").mkdir()
     with pytest.raises(GraphmerError) as err:
-        fetch_source(src, tmp_path / "work", Limits())
+        fetch_source(src, tmp_path / "work", Limits.of())
     assert "\n" not in str(err.value)
     assert not canary.exists()
 
@@ -140,7 +140,7 @@ def test_a_fifo_as_a_local_archive_is_refused(tmp_path):
     src = SourceConfig("p", "local", path=str(tmp_path / "x.tar.gz"))
     (tmp_path / "work").mkdir()
     with within(30), pytest.raises(FetchError, match=r"is not a regular file or folder"):
-        fetch_source(src, tmp_path / "work", Limits())
+        fetch_source(src, tmp_path / "work", Limits.of())
 
 
 def test_member_cap_stops_before_reading_every_header(tmp_path):
@@ -151,8 +151,9 @@ def test_member_cap_stops_before_reading_every_header(tmp_path):
     raw = buf.getvalue()
     cut = 12 * tarfile.BLOCKSIZE  # after 12 headers: garbage that a full header read would trip on
     (tmp_path / "x.tar").write_bytes(raw[:cut] + b"\xff" * 4096)
+    limits = Limits.of(local(tmp_path, max_archive_members=10))
     with pytest.raises(UnsafeArchiveError, match=r"more than 10 members"):
-        extract_archive(tmp_path / "x.tar", tmp_path / "out", Limits(max_members=10))
+        extract_archive(tmp_path / "x.tar", tmp_path / "out", limits)
 
 
 # --------------------------------------------------------------------------- 10, 13: damaged archives
@@ -192,7 +193,7 @@ def test_damaged_tar_fails_the_source_with_one_line(tmp_path, suffix, mode, dama
     path.write_bytes(bad)
     (tmp_path / "work").mkdir()
     with pytest.raises(FetchError) as err:
-        fetch_source(SourceConfig("p", "local", path=str(path)), tmp_path / "work", Limits())
+        fetch_source(SourceConfig("p", "local", path=str(path)), tmp_path / "work", Limits.of())
     assert "source 'p'" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -200,7 +201,7 @@ def test_every_compressed_tar_roundtrips_when_intact(tmp_path):
     for suffix, mode in ((".tar.gz", "w:gz"), (".tar.xz", "w:xz"), (".tar.bz2", "w:bz2"), (".tar", "w")):
         path = tmp_path / f"x{suffix}"
         path.write_bytes(tar_with(twenty_files(), mode))
-        assert extract_archive(path, tmp_path / suffix) == 20
+        assert extract_archive(path, tmp_path / suffix, Limits.of()) == 20
 
 
 def zip_with(files: dict[str, bytes], method: int) -> bytes:
@@ -218,7 +219,7 @@ def test_corrupt_compressed_zip_member_is_one_line(tmp_path, method):
     at = raw.index(b"a.py") + 4 + 40  # inside the compressed data of the only member
     (tmp_path / "x.zip").write_bytes(flip(raw, at))
     with pytest.raises(UnsafeArchiveError) as err:
-        extract_archive(tmp_path / "x.zip", tmp_path / "out")
+        extract_archive(tmp_path / "x.zip", tmp_path / "out", Limits.of())
     assert "\n" not in str(err.value) and "a.py" in str(err.value)
 
 
@@ -229,14 +230,14 @@ def test_encrypted_or_unsupported_zip_member_is_refused(tmp_path):
         raw[at] |= 0x1
     (tmp_path / "enc.zip").write_bytes(bytes(raw))
     with pytest.raises(UnsafeArchiveError, match=r"'a.py' is encrypted"):
-        extract_archive(tmp_path / "enc.zip", tmp_path / "out1")
+        extract_archive(tmp_path / "enc.zip", tmp_path / "out1", Limits.of())
     raw = bytearray(zip_with({"a.py": b"x = 1\n"}, zipfile.ZIP_STORED))
     for header in (b"PK\x03\x04", b"PK\x01\x02"):  # compression method 99 (AES) in both headers
         at = raw.index(header) + (8 if header == b"PK\x03\x04" else 10)
         raw[at] = 99
     (tmp_path / "aes.zip").write_bytes(bytes(raw))
     with pytest.raises(UnsafeArchiveError, match=r"compression method 99, not supported"):
-        extract_archive(tmp_path / "aes.zip", tmp_path / "out2")
+        extract_archive(tmp_path / "aes.zip", tmp_path / "out2", Limits.of())
 
 
 @pytest.mark.parametrize("kind", ["tar", "zip"])
@@ -245,7 +246,7 @@ def test_a_path_that_is_both_file_and_folder_is_refused(tmp_path, kind):
     path = tmp_path / f"x.{kind}"
     path.write_bytes(tar_with(files, "w") if kind == "tar" else zip_with(files, zipfile.ZIP_STORED))
     with pytest.raises(UnsafeArchiveError, match=r"both a file and a folder"):
-        extract_archive(path, tmp_path / "out")
+        extract_archive(path, tmp_path / "out", Limits.of())
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from graphmer import GraphmerError, one_line
+from graphmer.config import CorpusConfig, default_of
 
 
 class UnsafeArchiveError(GraphmerError):
@@ -27,9 +28,17 @@ class UnsafeArchiveError(GraphmerError):
 
 @dataclass(frozen=True)
 class Limits:
-    max_member_bytes: int = 64 * 2**20
-    max_total_bytes: int = 2 * 2**30
-    max_members: int = 200_000
+    """The caps of `corpus` (CorpusConfig.max_archive_*) that one archive or local source is held to."""
+
+    max_member_bytes: int
+    max_total_bytes: int
+    max_members: int
+
+    @classmethod
+    def of(cls, cfg: CorpusConfig | None = None) -> Limits:
+        """`cfg`'s caps; without one, CorpusConfig's defaults."""
+        fields = ("max_archive_member_bytes", "max_archive_total_bytes", "max_archive_members")
+        return cls(*(default_of(CorpusConfig, f) if cfg is None else getattr(cfg, f) for f in fields))
 
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
@@ -69,7 +78,7 @@ def _link_stays_inside(member: PurePosixPath, target: str, hard: bool) -> bool:
 _DAMAGE = (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
-def extract_archive(archive: str | Path, dest: str | Path, limits: Limits = Limits()) -> int:
+def extract_archive(archive: str | Path, dest: str | Path, limits: Limits) -> int:
     """Extract `archive` into the empty folder `dest`; return the number of files written."""
     archive = Path(archive)
     if archive.name.lower().endswith(".zip"):

@@ -118,7 +118,7 @@ def fetch_corpus(
     out_dir = Path(out_dir)
     extract = extract or ExtractConfig()
     check_out_dir(out_dir)
-    limits = Limits(cfg.max_archive_member_bytes, cfg.max_archive_total_bytes, cfg.max_archive_members)
+    limits = Limits.of(cfg)
     per_source: dict[str, dict] = {}
     with atomic.atomic_dir(out_dir) as staging:
         (staging / MARKER).write_text("written by `graphmer fetch`, which replaces this folder whole\n")

@@ -27,6 +27,7 @@ from graphmer.config import ExtractConfig
 from graphmer.extract import java, javascript, python
 from graphmer.extract.records import FileGraph, SkipExtraction
 from graphmer.extract.resolve import MENTION_COLUMNS, LanguageSpec, Resolver
+from graphmer.kg import TABLES
 from graphmer.languages import (
     LANGUAGES,
     SkipFile,
@@ -225,7 +226,7 @@ def build_tables(results: list[FileResult], cfg: ExtractConfig) -> dict[str, pa.
 def write_tables(tables: dict[str, pa.Table], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in SCHEMAS:
-        atomic.write_parquet(out_dir / f"{name}.parquet", tables[name])
+        atomic.write_parquet(out_dir / TABLES[name], tables[name])
 
 
 def kg_metrics(tables: dict[str, pa.Table], seconds: float) -> dict:
