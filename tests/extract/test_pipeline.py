@@ -176,3 +176,33 @@ def test_an_id_defined_twice_keeps_its_first_place(tmp_path):
     t = extract_tables(tmp_path, {"m.py": src})
     ents = t["entities"]
     assert ents[ents["id"] == "py:m.A.x"]["start_line"].tolist() == [3]
+
+
+def test_metrics_count_the_calls_that_end_inside_the_corpus(tmp_path):
+    """Per language, `calls` whose tail the corpus defines; a builtin, an imported library, an
+    unresolved name are outside, and a call of a class is `instantiates`, not counted."""
+    files = {
+        "a.py": (
+            "import os\n\ndef f():\n"
+            "    g()\n"  # inside
+            "    len([])\n"  # builtin
+            "    os.path.join()\n"  # library
+            "    nowhere()\n"  # unresolved
+            "    A()\n"  # instantiates
+            "\ndef g():\n    pass\n\nclass A:\n    pass\n"
+        ),
+        "b.js": "function h() { k(); j(); console.log(1); }\nfunction k() {}\nfunction j() {}\n",
+        "C.java": "class C { void m() { n(); System.out.println(1); new C(); } void n() {} }\n",
+    }
+    src = write_tree(tmp_path / "proj", files)
+    m = extract_kg({"proj": src}, tmp_path / "kg", ExtractConfig(workers=1), progress=False)
+    assert m["triples_by_relation"]["calls"] == {"python": 4, "java": 2, "javascript": 3}
+    assert m["calls_in_corpus"] == {"python": 1, "java": 1, "javascript": 2}
+    assert m["calls_in_corpus_share"] == {"python": 0.25, "java": 0.5, "javascript": 0.6667}
+
+
+def test_call_share_is_zero_for_a_language_without_calls(tmp_path):
+    src = write_tree(tmp_path / "proj", {"a.py": "def f():\n    pass\n"})
+    m = extract_kg({"proj": src}, tmp_path / "kg", ExtractConfig(workers=1), progress=False)
+    assert m["calls_in_corpus"] == {"python": 0, "java": 0, "javascript": 0}
+    assert m["calls_in_corpus_share"] == {"python": 0.0, "java": 0.0, "javascript": 0.0}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import ExtractConfig
@@ -39,7 +40,7 @@ from graphmer.languages import (
     read_regular,
     skip_reason,
 )
-from graphmer.relations import NUM_RELATIONS, RELATION_NAMES, RESOLUTIONS
+from graphmer.relations import NUM_RELATIONS, RELATION_NAMES, RESOLUTIONS, Relation
 
 EXTRACTORS = {"python": python.extract, "java": java.extract, "javascript": javascript.extract}
 SPECS = {
@@ -257,9 +258,27 @@ def kg_metrics(tables: dict[str, pa.Table], seconds: float) -> dict:
             name: {lang: per_rel[(i, lang)] for lang in LANGUAGES} for i, name in enumerate(RELATION_NAMES)
         },
         "resolution_share": {r: round(res[r] / n, 4) for r in RESOLUTIONS},
+        **call_resolution(tables),
         "megabytes": round(mb, 3),
         "seconds": round(seconds, 2),
         "mb_per_s": round(mb / max(seconds, 1e-9), 3),
+    }
+
+
+def call_resolution(tables: dict[str, pa.Table]) -> dict:
+    """Per language, how many `calls` triples end at an entity the corpus defines (not an
+    `external` tail: a builtin, a library, an unresolved name), and their share of the language's
+    `calls` (`triples_by_relation.calls`): the number that goes up as resolution improves. Calls of
+    a class are `instantiates`, so they are not counted."""
+    ents = tables["entities"]
+    defined = pc.filter(ents.column("id"), pc.not_equal(ents.column("kind"), "external"))
+    calls = tables["triples"].filter(pc.equal(tables["triples"].column("relation"), int(Relation.CALLS)))
+    langs = calls.column("language").to_pylist()
+    hits = pc.is_in(calls.column("tail"), value_set=defined).to_pylist()
+    inside, total = Counter(lang for lang, hit in zip(langs, hits) if hit), Counter(langs)
+    return {
+        "calls_in_corpus": {lang: inside[lang] for lang in LANGUAGES},
+        "calls_in_corpus_share": {lang: round(inside[lang] / max(total[lang], 1), 4) for lang in LANGUAGES},
     }
 
 
