@@ -5,7 +5,9 @@ skipped, and no single file can stop the run: what is not a regular file is
 never opened, a name that is not UTF-8 is listed in printable form, nesting too
 deep to extract in linear time is `too_deep`, and an extractor's own failure on
 one file is `extract_error: <exception>`. Parsing runs in a process pool and the
-output does not depend on the worker count (ordered map over a sorted file list).
+output does not depend on the worker count (ordered map over a sorted file list),
+nor on whether the parse results come from a cache (`cache.py`): only cross-file
+resolution needs the whole corpus, so an unchanged file need not be parsed again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pyarrow.compute as pc
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import ExtractConfig
 from graphmer.extract import java, javascript, python
+from graphmer.extract.cache import ParseCache
 from graphmer.extract.records import FileGraph, SkipExtraction
 from graphmer.extract.resolve import MENTION_COLUMNS, LanguageSpec, Resolver
 from graphmer.kg import TABLES
@@ -113,6 +116,8 @@ class Task:
 
 FileResult = tuple[dict, FileGraph | None]
 """One file's row of files.parquet and its FileGraph (None when skipped)."""
+READ_FIELDS = ("path", "source", "language", "bytes", "sha256", "lines")
+"""The fields of a row that reading the file decides (a cached row must agree on them)."""
 
 
 def plan(roots: dict[str, Path]) -> list[Task]:
@@ -128,11 +133,9 @@ def plan(roots: dict[str, Path]) -> list[Task]:
     return tasks
 
 
-def extract_one(task: Task, cfg: ExtractConfig) -> FileResult:
-    """One file's row of files.parquet and its FileGraph (None when skipped).
-
-    Never raises for what is in the file, its name or its kind: one bad file must not stop the
-    run, so whatever goes wrong is listed as the file's skip reason and the other files go on."""
+def read_one(task: Task, cfg: ExtractConfig) -> tuple[dict, bytes | None]:
+    """One file's row of files.parquet and, when it is to be parsed, its bytes (None: the row
+    says why it is skipped). Never raises for what is in the file, its name or its kind."""
     row = {
         "path": printable_path(task.path),
         "source": printable_path(task.source),
@@ -155,8 +158,12 @@ def extract_one(task: Task, cfg: ExtractConfig) -> FileResult:
         return row, None
     row.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), lines=data.count(b"\n"))
     row["skipped"] = skip_reason(rel, data, cfg, cfg.max_file_bytes)
-    if row["skipped"]:
-        return row, None
+    return row, None if row["skipped"] else data
+
+
+def parse_one(task: Task, row: dict, data: bytes) -> FileResult:
+    """The row completed and the FileGraph of a file `read_one` passed (None when the extractor
+    gives up on it or fails: the row says why)."""
     try:
         graph = EXTRACTORS[task.language](task.path, data, task.unit)
     except SkipExtraction as skip:  # too_deep, ids_too_long
@@ -167,6 +174,32 @@ def extract_one(task: Task, cfg: ExtractConfig) -> FileResult:
         return row, None
     row["error_nodes"] = graph.error_nodes
     return row, graph
+
+
+def extract_one(task: Task, cfg: ExtractConfig) -> FileResult:
+    """One file's row of files.parquet and its FileGraph (None when skipped).
+
+    Never raises for what is in the file, its name or its kind: one bad file must not stop the
+    run, so whatever goes wrong is listed as the file's skip reason and the other files go on."""
+    row, data = read_one(task, cfg)
+    return (row, None) if data is None else parse_one(task, row, data)
+
+
+def extract_cached(task: Task, cfg: ExtractConfig, cache: ParseCache) -> tuple[FileResult, bool]:
+    """`extract_one` through the cache, and whether the result came from it. A file is still read
+    (its bytes are the key); only parsing is saved. An `extract_error` is not stored: a
+    MemoryError need not happen again."""
+    row, data = read_one(task, cfg)
+    if data is None:
+        return (row, None), False
+    key = cache.key(row["sha256"], task.path, task.source, task.language, task.unit)
+    hit = cache.load(key)
+    if hit is not None and hit[0].keys() == row.keys() and all(hit[0][k] == row[k] for k in READ_FIELDS):
+        return hit, True
+    result = parse_one(task, row, data)
+    if not (result[0]["skipped"] or "").startswith("extract_error"):
+        cache.store(key, result)
+    return result, False
 
 
 @contextlib.contextmanager
@@ -182,27 +215,36 @@ def no_gc():
             gc.enable()
 
 
-def _extract_chunk(args: tuple[list[Task], ExtractConfig]) -> list[FileResult]:
-    tasks, cfg = args
+def _extract_chunk(
+    args: tuple[list[Task], ExtractConfig, ParseCache | None],
+) -> list[tuple[FileResult, bool]]:
+    tasks, cfg, cache = args
     with no_gc():
-        return [extract_one(t, cfg) for t in tasks]
+        if cache is None:
+            return [(extract_one(t, cfg), False) for t in tasks]
+        return [extract_cached(t, cfg, cache) for t in tasks]
 
 
-def parse_all(tasks: list[Task], cfg: ExtractConfig, progress: bool = True) -> list[FileResult]:
+def parse_all(
+    tasks: list[Task], cfg: ExtractConfig, progress: bool = True, cache: ParseCache | None = None
+) -> tuple[list[FileResult], int]:
     """Every task's row and graph, in task order, from `cfg.resolved_workers` processes (this one
-    when there is a single chunk of `cfg.chunk_files` files: a pool would only add its start-up)."""
+    when there is a single chunk of `cfg.chunk_files` files: a pool would only add its start-up),
+    and how many came from `cache`."""
     step = cfg.chunk_files
-    chunks = [(tasks[i : i + step], cfg) for i in range(0, len(tasks), step)]
+    chunks = [(tasks[i : i + step], cfg, cache) for i in range(0, len(tasks), step)]
     workers = min(cfg.resolved_workers, len(chunks))
     bar = progress_bar(total=len(tasks), desc="extract", unit="file", disable=not progress)
     results: list[FileResult] = []
+    reused = 0
     with contextlib.ExitStack() as stack:
         mapper = map if workers <= 1 else stack.enter_context(ProcessPoolExecutor(workers)).map
         for part in mapper(_extract_chunk, chunks):
-            results += part
+            results += [r for r, _ in part]
+            reused += sum(hit for _, hit in part)
             bar.update(len(part))
     bar.close()
-    return results
+    return results, reused
 
 
 def build_tables(results: list[FileResult], cfg: ExtractConfig) -> dict[str, pa.Table]:
@@ -230,7 +272,7 @@ def write_tables(tables: dict[str, pa.Table], out_dir: Path) -> None:
         atomic.write_parquet(out_dir / TABLES[name], tables[name])
 
 
-def kg_metrics(tables: dict[str, pa.Table], seconds: float) -> dict:
+def kg_metrics(tables: dict[str, pa.Table], seconds: float, reused: int = 0) -> dict:
     files = tables["files"].to_pydict()
     skipped = Counter(r for r in files["skipped"] if r)
     parsed = [i for i, r in enumerate(files["skipped"]) if not r]
@@ -244,6 +286,7 @@ def kg_metrics(tables: dict[str, pa.Table], seconds: float) -> dict:
         "files": len(files["path"]),
         "files_extracted": len(parsed),
         "files_skipped": dict(sorted(skipped.items())),
+        "files_from_cache": reused,
         "files_with_errors": sum(1 for i in parsed if files["error_nodes"][i] > 0),
         "error_nodes": sum(files["error_nodes"][i] for i in parsed),
         "entities": sum(kinds.values()) - kinds["external"],
@@ -304,9 +347,12 @@ def extract_kg(
     cfg: ExtractConfig | None = None,
     metrics_path: str | Path | None = None,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> dict:
     """Extract every source root ({name: folder}) into out_dir/{files,entities,mentions,triples}.parquet,
-    with `cfg`'s settings (default: ExtractConfig's defaults)."""
+    with `cfg`'s settings (default: ExtractConfig's defaults). With `cache_dir`, each file's parse
+    result is kept there and reused while the file and the extractor are unchanged (outside
+    out_dir: the tables are the same with or without it)."""
     cfg = cfg or ExtractConfig()
     for name, root in roots.items():
         if not Path(root).is_dir():
@@ -314,18 +360,23 @@ def extract_kg(
     check_output(Path(out_dir), folder=True)
     if metrics_path is not None:
         check_output(Path(metrics_path), folder=False)
+    if cache_dir is not None and Path(cache_dir).resolve().is_relative_to(Path(out_dir).resolve()):
+        raise GraphmerError(f"the parse cache {cache_dir} must lie outside the output {out_dir}")
     start = time.perf_counter()
     tasks = plan(roots)
     if not tasks:
         raise GraphmerError(
             f"no Python, Java or JavaScript files under {', '.join(map(str, roots.values()))}"
         )
+    cache = ParseCache.open(cache_dir, cfg) if cache_dir is not None else None
     with no_gc():
-        results = parse_all(tasks, cfg, progress)
+        results, reused = parse_all(tasks, cfg, progress, cache)
         tables = build_tables(results, cfg)
         del results
-    metrics = kg_metrics(tables, time.perf_counter() - start)
+    metrics = kg_metrics(tables, time.perf_counter() - start, reused)
     write_tables(tables, Path(out_dir))
+    if cache is not None:
+        cache.prune()
     if metrics_path is not None:
         atomic.write_json(metrics_path, metrics)
     return metrics
