@@ -12,7 +12,8 @@ from graphmer.extract.pipeline import extract_kg, source_roots
 
 def main() -> None:
     cfg, paths = load_section("extract"), load_section("paths")
-    m = extract_kg(source_roots(paths.raw), paths.kg, cfg, metrics_path=paths.metrics / "kg.json")
+    roots, metrics = source_roots(paths.raw), paths.metrics / "kg.json"
+    m = extract_kg(roots, paths.kg, cfg, metrics_path=metrics, cache_dir=paths.extract_cache)
     print(
         f"extract: {m['files_extracted']} files, {m['entities']} entities, {m['triples']} triples "
         f"({m['mb_per_s']} MB/s)"

@@ -543,6 +543,9 @@ class PathsConfig:
     """fetch: one folder per corpus source."""
     kg: Path = Path("data/kg")
     """extract: files, entities, mentions and triples Parquet."""
+    extract_cache: Path = Path("data/extract_cache")
+    """extract: each file's parse result, reused while the file and the extractor are unchanged
+    (outside `kg`: the tables are the same with or without it)."""
     split: Path = Path("data/split.parquet")
     """split: each file's train/dev/test."""
     samples: Path = Path("data/samples")
