@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import ExtractConfig
 from graphmer.extract import java, javascript, python
-from graphmer.extract.cache import ParseCache
+from graphmer.extract.cache import ParseCache, decode, encode
 from graphmer.extract.records import FileGraph, SkipExtraction
 from graphmer.extract.resolve import MENTION_COLUMNS, LanguageSpec, Resolver
 from graphmer.kg import TABLES
@@ -215,14 +215,16 @@ def no_gc():
             gc.enable()
 
 
-def _extract_chunk(
-    args: tuple[list[Task], ExtractConfig, ParseCache | None],
-) -> list[tuple[FileResult, bool]]:
-    tasks, cfg, cache = args
+def _extract_chunk(args: tuple[list[Task], ExtractConfig, ParseCache | None, bool]) -> list[tuple]:
+    """(FileResult, whether it came from the cache) for each task; from a worker (`encoded`), each
+    FileResult as `cache.encode`'s bytes: a pickle of plain tuples costs a fifth of the objects'."""
+    tasks, cfg, cache, encoded = args
     with no_gc():
         if cache is None:
-            return [(extract_one(t, cfg), False) for t in tasks]
-        return [extract_cached(t, cfg, cache) for t in tasks]
+            out = [(extract_one(t, cfg), False) for t in tasks]
+        else:
+            out = [extract_cached(t, cfg, cache) for t in tasks]
+        return [(encode(r), hit) for r, hit in out] if encoded else out
 
 
 def parse_all(
@@ -232,15 +234,15 @@ def parse_all(
     when there is a single chunk of `cfg.chunk_files` files: a pool would only add its start-up),
     and how many came from `cache`."""
     step = cfg.chunk_files
-    chunks = [(tasks[i : i + step], cfg, cache) for i in range(0, len(tasks), step)]
-    workers = min(cfg.resolved_workers, len(chunks))
+    workers = min(cfg.resolved_workers, -(-len(tasks) // step))
+    chunks = [(tasks[i : i + step], cfg, cache, workers > 1) for i in range(0, len(tasks), step)]
     bar = progress_bar(total=len(tasks), desc="extract", unit="file", disable=not progress)
     results: list[FileResult] = []
     reused = 0
     with contextlib.ExitStack() as stack:
         mapper = map if workers <= 1 else stack.enter_context(ProcessPoolExecutor(workers)).map
         for part in mapper(_extract_chunk, chunks):
-            results += [r for r, _ in part]
+            results += [decode(r) for r, _ in part] if workers > 1 else [r for r, _ in part]
             reused += sum(hit for _, hit in part)
             bar.update(len(part))
     bar.close()
