@@ -1,7 +1,7 @@
 """Lookups by entity id in the knowledge graph that `extract` writes (data/kg/*.parquet).
 
-`graphmer.extract.pipeline` defines and writes the tables; the stages after it read them
-through here, without importing the extractors (and tree-sitter).
+`graphmer.extract.tables` defines the tables and `graphmer.extract.pipeline` writes them; the
+stages after it read them through here, without importing the extractors (and tree-sitter).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 # The tables `extract` writes into the graph's folder (PathsConfig.kg), by file name; their
-# columns are graphmer.extract.pipeline.SCHEMAS, under the names of TABLES.
+# columns are graphmer.extract.tables.SCHEMAS, under the names of TABLES.
 FILES_TABLE = "files.parquet"
 ENTITIES_TABLE = "entities.parquet"
 MENTIONS_TABLE = "mentions.parquet"

@@ -110,7 +110,7 @@ def test_editing_an_extractor_changes_the_version(tmp_path):
     files = cache.extractor_files()
     names = {p.name for p in files}
     assert {"python.py", "java.py", "javascript.py", "records.py", "pipeline.py", "languages.py"} <= names
-    assert "resolve.py" not in names
+    assert not names & {"resolve.py", "tables.py"}
     copies = [tmp_path / p.name for p in files]
     for p, c in zip(files, copies):
         c.write_bytes(p.read_bytes())

@@ -206,3 +206,52 @@ def test_call_share_is_zero_for_a_language_without_calls(tmp_path):
     m = extract_kg({"proj": src}, tmp_path / "kg", ExtractConfig(workers=1), progress=False)
     assert m["calls_in_corpus"] == {"python": 0, "java": 0, "javascript": 0}
     assert m["calls_in_corpus_share"] == {"python": 0.0, "java": 0.0, "javascript": 0.0}
+
+
+def test_rows_repeated_across_parts_are_kept_once_as_in_one_pass(tmp_path):
+    """Two sources define the same module, so the same ids and the same rows: resolved in separate
+    parts (two workers, one file a part), the later copies are dropped as one pass drops them."""
+    same = {"setup.py": "import os\n\nclass A:\n    def m(self):\n        g()\n\ndef g():\n    os.getcwd()\n"}
+    roots = {
+        "a": write_tree(tmp_path / "a", same),
+        "b": write_tree(tmp_path / "b", same),
+        "c": write_tree(tmp_path / "c", {"other.py": "from setup import g\n\ndef h():\n    g()\n"}),
+    }
+    out = {}
+    for workers, chunk in ((1, 16), (2, 1)):
+        kg = tmp_path / f"kg{workers}"
+        extract_kg(roots, kg, ExtractConfig(workers=workers, chunk_files=chunk), progress=False)
+        out[workers] = {n: pd.read_parquet(kg / f"{n}.parquet") for n in ("entities", "mentions", "triples")}
+    for name in out[1]:
+        pd.testing.assert_frame_equal(out[1][name], out[2][name])
+    t = out[2]["triples"]
+    assert len(t) == len(t.drop_duplicates(["head", "relation", "tail"]))
+    assert set(t[t["head"] == "py:setup.A.m"]["file"]) == {"a/setup.py"}
+    assert ("py:other.h", "py:setup.g") in triples(out[2], Relation.CALLS)
+
+
+def test_rows_of_a_head_from_another_file_are_compared_across_parts():
+    """A head that its own file does not define (no extractor makes one today; resolution must not
+    rely on it) can repeat a row of another part: the merge still keeps the first one only."""
+    from graphmer.extract.pipeline import build_tables
+    from graphmer.extract.records import Entity, Fact, FileGraph, Ref
+
+    def graph(path: str, module: str, facts: list[Fact]) -> tuple[dict, FileGraph]:
+        ents = [
+            Entity(module, "module", module[3:], "python", path, 1, 2),
+            Entity(f"{module}.f", "function", "f", "python", path, 1, 2, module, (4, 5)),
+        ]
+        row = dict.fromkeys(SCHEMAS["files"].names, None) | {"path": path, "language": "python"}
+        return row, FileGraph(path, "python", ents, facts)
+
+    contains = Fact("py:a", int(Relation.CONTAINS), Ref("id", "py:a.f"), 1, (4, 5))
+    results = [
+        graph("s/a.py", "py:a", [contains]),
+        graph("s/b.py", "py:b", [Fact("py:b", int(Relation.CONTAINS), Ref("id", "py:b.f"), 1), contains]),
+    ]
+    one = build_tables(results, ExtractConfig(workers=1))
+    two = build_tables(results, ExtractConfig(workers=2, chunk_files=1))
+    for name in one:
+        assert one[name].equals(two[name]), name
+    assert one["triples"].to_pydict()["file"] == ["s/a.py", "s/b.py"]
+    assert one["mentions"].num_rows == 2 + 2  # the defs of a.f and b.f, then each fact's ref

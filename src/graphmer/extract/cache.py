@@ -36,15 +36,16 @@ NOT_PER_FILE = frozenset({"workers", "chunk_files", "resolve_depth"})
 """ExtractConfig fields that change no file's parse result (the rest are in every key, so a new
 setting is assumed to matter until it is listed here)."""
 GRAMMARS = ("tree-sitter", "tree-sitter-python", "tree-sitter-java", "tree-sitter-javascript")
+AFTER_PARSING = frozenset({"resolve.py", "tables.py"})
 VERSION_DIR = re.compile(r"[0-9a-f]{16}\Z")
 
 
 def extractor_files() -> list[Path]:
-    """The code that makes a FileResult: every module of graphmer.extract but `resolve` (cross-file
-    resolution reruns on every extraction, so editing it keeps the cache), the file classifier and
-    the relation ids."""
+    """The code that makes a FileResult: every module of graphmer.extract but those of what reruns
+    on every extraction (`resolve`, `tables`: editing them keeps the cache), the file classifier
+    and the relation ids."""
     pkg = Path(__file__).parent
-    files = sorted(p for p in pkg.glob("*.py") if p.name != "resolve.py")
+    files = sorted(p for p in pkg.glob("*.py") if p.name not in AFTER_PARSING)
     return files + [pkg.parent / "languages.py", pkg.parent / "relations.py"]
 
 

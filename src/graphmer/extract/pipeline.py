@@ -4,10 +4,15 @@ Each file is either extracted or listed in files.parquet with the reason it was
 skipped, and no single file can stop the run: what is not a regular file is
 never opened, a name that is not UTF-8 is listed in printable form, nesting too
 deep to extract in linear time is `too_deep`, and an extractor's own failure on
-one file is `extract_error: <exception>`. Parsing runs in a process pool and the
-output does not depend on the worker count (ordered map over a sorted file list),
-nor on whether the parse results come from a cache (`cache.py`): only cross-file
-resolution needs the whole corpus, so an unchanged file need not be parsed again.
+one file is `extract_error: <exception>`.
+
+Parsing runs in a process pool (results come back as `cache.encode`'s plain tuples);
+resolution (`resolve.py`) runs the hierarchy in this process, then the other facts
+in parts, in processes forked with the resolver, and `tables.py` merges the parts.
+The output depends neither on the worker count (ordered maps over a sorted file
+list; parts merged as one pass would write them) nor on whether the parse results
+come from a cache (`cache.py`): only resolution needs the whole corpus, so an
+unchanged file need not be parsed again.
 """
 
 from __future__ import annotations
@@ -15,25 +20,24 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import multiprocessing
 import os
 import time
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from graphmer import GraphmerError, atomic, progress_bar
 from graphmer.config import ExtractConfig
-from graphmer.extract import java, javascript, python
+from graphmer.extract import java, javascript, python, tables
 from graphmer.extract.cache import ParseCache, decode, encode
 from graphmer.extract.records import FileGraph, SkipExtraction
-from graphmer.extract.resolve import MENTION_COLUMNS, LanguageSpec, Resolver
+from graphmer.extract.resolve import LanguageSpec, Resolver
+from graphmer.extract.tables import SCHEMAS
 from graphmer.kg import TABLES
 from graphmer.languages import (
-    LANGUAGES,
     SkipFile,
     iter_files,
     language_of,
@@ -43,7 +47,6 @@ from graphmer.languages import (
     read_regular,
     skip_reason,
 )
-from graphmer.relations import NUM_RELATIONS, RELATION_NAMES, RESOLUTIONS, Relation
 
 EXTRACTORS = {"python": python.extract, "java": java.extract, "javascript": javascript.extract}
 SPECS = {
@@ -56,53 +59,6 @@ SPECS = {
         module_candidates=javascript.module_candidates,
     ),
 }
-SCHEMAS = {
-    "files": pa.schema(
-        [
-            ("path", pa.string()),
-            ("source", pa.string()),
-            ("language", pa.string()),
-            ("bytes", pa.int64()),
-            ("sha256", pa.string()),
-            ("lines", pa.int64()),
-            ("error_nodes", pa.int64()),
-            ("skipped", pa.string()),
-        ]
-    ),
-    "entities": pa.schema(
-        [
-            ("id", pa.string()),
-            ("kind", pa.string()),
-            ("name", pa.string()),
-            ("language", pa.string()),
-            ("file", pa.string()),
-            ("start_line", pa.int64()),
-            ("end_line", pa.int64()),
-        ]
-    ),
-    "mentions": pa.schema(
-        [
-            ("entity_id", pa.string()),
-            ("file", pa.string()),
-            ("start_byte", pa.int64()),
-            ("end_byte", pa.int64()),
-            ("role", pa.string()),
-        ]
-    ),
-    "triples": pa.schema(
-        [
-            ("head", pa.string()),
-            ("relation", pa.int8()),
-            ("tail", pa.string()),
-            ("file", pa.string()),
-            ("line", pa.int64()),
-            ("resolution", pa.string()),
-            ("language", pa.string()),
-        ]
-    ),
-}
-"""The four tables of the graph (the columns every later stage reads), in the order they are
-built and written."""
 
 
 @dataclass(frozen=True)
@@ -249,82 +205,51 @@ def parse_all(
     return results, reused
 
 
+_SHARED: tuple[Resolver, list[FileGraph]] | None = None
+"""In a resolving worker: the resolver and graphs it was forked with (never pickled)."""
+
+
+def _share(resolver: Resolver, graphs: list[FileGraph]) -> None:
+    global _SHARED
+    _SHARED = (resolver, graphs)
+
+
+def _resolve_part(bounds: tuple[int, int]) -> dict[str, pa.Table]:
+    resolver, graphs = _SHARED
+    with no_gc():
+        return tables.part_tables(resolver, graphs[bounds[0] : bounds[1]])
+
+
+def resolve_parts(
+    resolver: Resolver, graphs: list[FileGraph], cfg: ExtractConfig
+) -> list[dict[str, pa.Table]]:
+    """Every fact but the hierarchy's resolved, as `tables.part_tables` of runs of
+    `cfg.chunk_files` files, in file order, by `cfg.resolved_workers` processes forked with the
+    resolver (it is large: copying it to a process costs what resolving does); in this process
+    as one part where there is one worker, or no fork (its parts are no different)."""
+    step = cfg.chunk_files
+    bounds = [(i, i + step) for i in range(0, len(graphs), step)]
+    workers = min(cfg.resolved_workers, len(bounds))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [tables.part_tables(resolver, graphs)]
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, fork, initializer=_share, initargs=(resolver, graphs)) as pool:
+        return list(pool.map(_resolve_part, bounds))
+
+
 def build_tables(results: list[FileResult], cfg: ExtractConfig) -> dict[str, pa.Table]:
+    """The four tables: the files' rows as they are, the graphs resolved across files."""
+    files = tables.files_table([r for r, _ in results])
     graphs = [g for _, g in results if g is not None]
     resolver = Resolver(graphs, SPECS, cfg.resolve_depth)
-    triples, mentions = resolver.triples(graphs)
-    defs = {k: [] for k in MENTION_COLUMNS}
-    for g in graphs:
-        for e in g.entities:
-            if e.span is not None:
-                for k, v in zip(MENTION_COLUMNS, (e.id, e.file, e.span[0], e.span[1], "def")):
-                    defs[k].append(v)
-    columns = {
-        "files": {name: [r[name] for r, _ in results] for name in SCHEMAS["files"].names},
-        "entities": resolver.entity_columns(triples),
-        "mentions": {k: defs[k] + mentions[k] for k in MENTION_COLUMNS},
-        "triples": triples,
-    }
-    return {name: pa.table(columns[name], schema=schema) for name, schema in SCHEMAS.items()}
+    hierarchy = resolver.hierarchy(graphs)
+    return tables.assemble(files, hierarchy, resolve_parts(resolver, graphs, cfg), resolver.redefined)
 
 
-def write_tables(tables: dict[str, pa.Table], out_dir: Path) -> None:
+def write_tables(graph: dict[str, pa.Table], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in SCHEMAS:
-        atomic.write_parquet(out_dir / TABLES[name], tables[name])
-
-
-def kg_metrics(tables: dict[str, pa.Table], seconds: float, reused: int = 0) -> dict:
-    files = tables["files"].to_pydict()
-    skipped = Counter(r for r in files["skipped"] if r)
-    parsed = [i for i, r in enumerate(files["skipped"]) if not r]
-    triples = tables["triples"].select(["relation", "language", "resolution"]).to_pydict()
-    per_rel = Counter(zip(triples["relation"], triples["language"]))
-    kinds = Counter(tables["entities"].column("kind").to_pylist())
-    res = Counter(triples["resolution"])
-    n = max(len(triples["relation"]), 1)
-    mb = sum(files["bytes"][i] for i in parsed) / 1e6
-    return {
-        "files": len(files["path"]),
-        "files_extracted": len(parsed),
-        "files_skipped": dict(sorted(skipped.items())),
-        "files_from_cache": reused,
-        "files_with_errors": sum(1 for i in parsed if files["error_nodes"][i] > 0),
-        "error_nodes": sum(files["error_nodes"][i] for i in parsed),
-        "entities": sum(kinds.values()) - kinds["external"],
-        "external_entities": kinds["external"],
-        "entities_by_kind": dict(sorted(kinds.items())),
-        "triples": len(triples["relation"]),
-        "mentions": tables["mentions"].num_rows,
-        "triples_by_language": {
-            lang: sum(per_rel[(i, lang)] for i in range(NUM_RELATIONS)) for lang in LANGUAGES
-        },
-        "triples_by_relation": {
-            name: {lang: per_rel[(i, lang)] for lang in LANGUAGES} for i, name in enumerate(RELATION_NAMES)
-        },
-        "resolution_share": {r: round(res[r] / n, 4) for r in RESOLUTIONS},
-        **call_resolution(tables),
-        "megabytes": round(mb, 3),
-        "seconds": round(seconds, 2),
-        "mb_per_s": round(mb / max(seconds, 1e-9), 3),
-    }
-
-
-def call_resolution(tables: dict[str, pa.Table]) -> dict:
-    """Per language, how many `calls` triples end at an entity the corpus defines (not an
-    `external` tail: a builtin, a library, an unresolved name), and their share of the language's
-    `calls` (`triples_by_relation.calls`): the number that goes up as resolution improves. Calls of
-    a class are `instantiates`, so they are not counted."""
-    ents = tables["entities"]
-    defined = pc.filter(ents.column("id"), pc.not_equal(ents.column("kind"), "external"))
-    calls = tables["triples"].filter(pc.equal(tables["triples"].column("relation"), int(Relation.CALLS)))
-    langs = calls.column("language").to_pylist()
-    hits = pc.is_in(calls.column("tail"), value_set=defined).to_pylist()
-    inside, total = Counter(lang for lang, hit in zip(langs, hits) if hit), Counter(langs)
-    return {
-        "calls_in_corpus": {lang: inside[lang] for lang in LANGUAGES},
-        "calls_in_corpus_share": {lang: round(inside[lang] / max(total[lang], 1), 4) for lang in LANGUAGES},
-    }
+        atomic.write_parquet(out_dir / TABLES[name], graph[name])
 
 
 def check_output(path: Path, folder: bool) -> None:
@@ -373,10 +298,10 @@ def extract_kg(
     cache = ParseCache.open(cache_dir, cfg) if cache_dir is not None else None
     with no_gc():
         results, reused = parse_all(tasks, cfg, progress, cache)
-        tables = build_tables(results, cfg)
+        graph = build_tables(results, cfg)
         del results
-    metrics = kg_metrics(tables, time.perf_counter() - start, reused)
-    write_tables(tables, Path(out_dir))
+    metrics = tables.kg_metrics(graph, time.perf_counter() - start, reused)
+    write_tables(graph, Path(out_dir))
     if cache is not None:
         cache.prune()
     if metrics_path is not None:

@@ -1,6 +1,10 @@
 """Cross-file name resolution, language-neutral: FileGraphs in, triples, entities, mentions out.
 
-One pass after parsing. A name is looked up through the scope chain of its
+After parsing, first the hierarchy (`inherits`, `implements`), in file order: a
+base is looked up through the bases found before it. Then every other fact, in
+parts (runs of files) that need nothing of each other, so they can be resolved in
+parallel; a part's rows are unique within it, and `tables` merges the parts.
+A name is looked up through the scope chain of its
 definition (local -> enclosing -> module), then the file's imports (following
 re-exports), star imports, the language's builtins, and finally by a unique
 simple name across the corpus. `self`/`this`/`super` members are looked up in
@@ -31,6 +35,7 @@ TRIPLE_COLUMNS = ("head", "relation", "tail", "file", "line", "resolution", "lan
 MENTION_COLUMNS = ("entity_id", "file", "start_byte", "end_byte", "role")
 ENTITY_COLUMNS = ("id", "kind", "name", "language", "file", "start_line", "end_line")
 TAIL_DECIDES = frozenset({Relation.CALLS, Relation.INHERITS, Relation.ACCESSES, Relation.TESTS})
+HIERARCHY = frozenset({Relation.INHERITS, Relation.IMPLEMENTS})
 CALLABLE = ("function", "method", "class", "interface")
 CLASSES = ("class", "interface")
 
@@ -46,12 +51,14 @@ class Resolver:
         self.imports: dict[str, dict[str, str]] = {}
         self.stars: dict[str, list[str]] = {}
         self.module_imports: dict[str, dict[str, str]] = {}
+        self.redefined: set[str] = set()  # ids defined in more than one file (the first one counts)
         for g in graphs:
             self.imports[g.path], self.stars[g.path] = g.imports, g.star_imports
             if g.entities:
                 self.module_imports.setdefault(g.entities[0].id, g.imports)
             for e in g.entities:
                 if e.id in self.entities:
+                    self.redefined.add(e.id)
                     continue
                 self.entities[e.id] = e
                 if e.parent:
@@ -202,26 +209,36 @@ class Resolver:
 
     # ----------------------------------------------------------------- triples
 
-    def triples(self, graphs: list[FileGraph]) -> tuple[dict[str, list], dict[str, list]]:
-        """Resolved triples (unique by head, relation, tail) and `ref` mentions, as columns."""
-        hierarchy = (Relation.INHERITS, Relation.IMPLEMENTS)
+    def hierarchy(self, graphs: list[FileGraph]) -> tuple[list[tuple], list[tuple]]:
+        """The `inherits`/`implements` rows (unique) and their `ref` mentions, in file order, each
+        base recorded as it is found; after this, `part` may run on any files, in any process."""
         rows: list[tuple] = []
         mentions: list[tuple] = []
         seen: set = set()
-        for g in graphs:  # the hierarchy first: member lookups need it
+        for g in graphs:
             for f in g.facts:
-                if f.relation in hierarchy:
+                if f.relation in HIERARCHY:
                     tail, how = self.resolve(f.ref, g.path, g.language)
                     self.bases[f.head].append(tail)
                     self._add(rows, mentions, seen, g, f, tail, how)
         self._hierarchy_done = True
+        return rows, mentions
+
+    def part(self, graphs: list[FileGraph]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+        """The rows of every other fact of `graphs`, then their `overrides` rows (unique within
+        the part; none has an `inherits`/`implements` relation, so none repeats a hierarchy row),
+        and the `ref` mentions."""
+        rows: list[tuple] = []
+        overrides: list[tuple] = []
+        mentions: list[tuple] = []
+        seen: set = set()
         for g in graphs:
             for f in g.facts:
-                if f.relation not in hierarchy:
+                if f.relation not in HIERARCHY:
                     self._add(rows, mentions, seen, g, f, *self.resolve(f.ref, g.path, g.language))
         for g in graphs:
-            self._overrides(g, rows, seen)
-        return _columns(rows, TRIPLE_COLUMNS), _columns(mentions, MENTION_COLUMNS)
+            self._overrides(g, overrides, seen)
+        return rows, overrides, mentions
 
     def _add(self, rows, mentions, seen, g: FileGraph, f: Fact, tail: str, how: str) -> None:
         rel = self.relabel(f.head, f.relation, tail)
@@ -263,25 +280,3 @@ class Resolver:
                         seen.add((e.id, rel, target))
                         rows.append((e.id, int(rel), target, g.path, e.start_line, "hierarchy", g.language))
                     break
-
-    def entity_columns(self, triples: dict[str, list]) -> dict[str, list]:
-        """Every defined entity, then every external tail (kind `external`, no file)."""
-        cols: dict[str, list] = {k: [] for k in ENTITY_COLUMNS}
-        for e in self.entities.values():
-            for k, v in zip(
-                ENTITY_COLUMNS, (e.id, e.kind, e.name, e.language, e.file, e.start_line, e.end_line)
-            ):
-                cols[k].append(v)
-        seen: set[str] = set()
-        for t, lang in zip(triples["tail"], triples["language"]):
-            if t not in self.entities and t not in seen:
-                seen.add(t)
-                name = t.split(":", 1)[1].rsplit(".", 1)[-1].rsplit(":", 1)[-1]
-                for k, v in zip(ENTITY_COLUMNS, (t, "external", name, lang, None, None, None)):
-                    cols[k].append(v)
-        return cols
-
-
-def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
-    cols = list(zip(*rows)) if rows else [() for _ in names]
-    return {name: list(col) for name, col in zip(names, cols)}
