@@ -23,7 +23,7 @@ import hashlib
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,10 +246,13 @@ def build_tables(results: list[FileResult], cfg: ExtractConfig) -> dict[str, pa.
     return tables.assemble(files, hierarchy, resolve_parts(resolver, graphs, cfg), resolver.redefined)
 
 
-def write_tables(graph: dict[str, pa.Table], out_dir: Path) -> None:
+def write_tables(graph: dict[str, pa.Table], out_dir: Path, workers: int = 1) -> None:
+    """Each table to its Parquet file; with `workers` > 1, several at once (Arrow compresses and
+    writes without holding the GIL)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in SCHEMAS:
-        atomic.write_parquet(out_dir / TABLES[name], graph[name])
+    with ThreadPoolExecutor(min(workers, len(SCHEMAS))) as pool:
+        for done in [pool.submit(atomic.write_parquet, out_dir / TABLES[n], graph[n]) for n in SCHEMAS]:
+            done.result()
 
 
 def check_output(path: Path, folder: bool) -> None:
@@ -301,7 +304,7 @@ def extract_kg(
         graph = build_tables(results, cfg)
         del results
     metrics = tables.kg_metrics(graph, time.perf_counter() - start, reused)
-    write_tables(graph, Path(out_dir))
+    write_tables(graph, Path(out_dir), cfg.resolved_workers)
     if cache is not None:
         cache.prune()
     if metrics_path is not None:
