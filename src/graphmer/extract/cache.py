@@ -120,8 +120,9 @@ class ParseCache:
     def _path(self, key: str) -> Path:
         return self.root / self.version / key[:2] / key[2:]
 
-    def load(self, key: str) -> tuple[dict, FileGraph | None] | None:
-        """The entry of `key`, or None when there is none or it cannot be trusted."""
+    def load(self, key: str) -> tuple[tuple[dict, FileGraph | None], bytes] | None:
+        """The FileResult of `key` and its payload (`encode`'s bytes, for a worker to send on as
+        they are), or None when there is no entry or it cannot be trusted."""
         try:
             blob = self._path(key).read_bytes()
         except OSError:
@@ -133,7 +134,7 @@ class ParseCache:
         if hashlib.sha256(payload).digest() != digest:
             return None
         try:
-            return decode(payload)
+            return decode(payload), payload
         except Exception:  # a payload that passes the digest but is no FileResult: not ours
             return None
 

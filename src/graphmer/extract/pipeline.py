@@ -141,21 +141,22 @@ def extract_one(task: Task, cfg: ExtractConfig) -> FileResult:
     return (row, None) if data is None else parse_one(task, row, data)
 
 
-def extract_cached(task: Task, cfg: ExtractConfig, cache: ParseCache) -> tuple[FileResult, bool]:
-    """`extract_one` through the cache, and whether the result came from it. A file is still read
-    (its bytes are the key); only parsing is saved. An `extract_error` is not stored: a
-    MemoryError need not happen again."""
+def extract_cached(task: Task, cfg: ExtractConfig, cache: ParseCache) -> tuple[FileResult, bytes | None]:
+    """`extract_one` through the cache, and the entry's payload when the result came from it. A
+    file is still read (its bytes are the key); only parsing is saved. An `extract_error` is not
+    stored: a MemoryError need not happen again."""
     row, data = read_one(task, cfg)
     if data is None:
-        return (row, None), False
+        return (row, None), None
     key = cache.key(row["sha256"], task.path, task.source, task.language, task.unit)
-    hit = cache.load(key)
-    if hit is not None and hit[0].keys() == row.keys() and all(hit[0][k] == row[k] for k in READ_FIELDS):
-        return hit, True
+    if (hit := cache.load(key)) is not None:
+        cached, payload = hit
+        if cached[0].keys() == row.keys() and all(cached[0][k] == row[k] for k in READ_FIELDS):
+            return cached, payload
     result = parse_one(task, row, data)
     if not (result[0]["skipped"] or "").startswith("extract_error"):
         cache.store(key, result)
-    return result, False
+    return result, None
 
 
 @contextlib.contextmanager
@@ -173,14 +174,17 @@ def no_gc():
 
 def _extract_chunk(args: tuple[list[Task], ExtractConfig, ParseCache | None, bool]) -> list[tuple]:
     """(FileResult, whether it came from the cache) for each task; from a worker (`encoded`), each
-    FileResult as `cache.encode`'s bytes: a pickle of plain tuples costs a fifth of the objects'."""
+    FileResult as `cache.encode`'s bytes (a cache entry's own): a pickle of plain tuples costs a
+    fifth of the objects'."""
     tasks, cfg, cache, encoded = args
     with no_gc():
         if cache is None:
-            out = [(extract_one(t, cfg), False) for t in tasks]
+            out = [(extract_one(t, cfg), None) for t in tasks]
         else:
             out = [extract_cached(t, cfg, cache) for t in tasks]
-        return [(encode(r), hit) for r, hit in out] if encoded else out
+        if encoded:
+            return [(payload or encode(r), payload is not None) for r, payload in out]
+        return [(r, payload is not None) for r, payload in out]
 
 
 def parse_all(

@@ -108,7 +108,8 @@ def assemble(
     triples = pa.concat_tables(
         [rows_table(rows, "triples")] + [p["rows"] for p in parts] + [p["overrides"] for p in parts]
     )
-    triples = unique_across_parts(triples, defined, redefined)
+    if len(parts) > 1:
+        triples = unique_across_parts(triples, defined, redefined)
     return {
         "files": files,
         "entities": pa.concat_tables([defined, externals(triples, defined)]).combine_chunks(),
