@@ -31,4 +31,4 @@ RELATION_NAMES = [r.label for r in Relation]
 NUM_RELATIONS = len(Relation)
 
 # How a triple's tail was found, most to least certain.
-RESOLUTIONS = ("exact", "import", "hierarchy", "name", "unresolved")
+RESOLUTIONS = ("exact", "import", "hierarchy", "inferred", "name", "unresolved")

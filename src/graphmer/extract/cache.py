@@ -31,7 +31,7 @@ from graphmer import GraphmerError, atomic
 from graphmer.config import ExtractConfig
 from graphmer.extract.records import Entity, Fact, FileGraph, Ref
 
-MAGIC = b"graphmer-parse-cache 1\n"
+MAGIC = b"graphmer-parse-cache 2\n"
 NOT_PER_FILE = frozenset({"workers", "chunk_files", "resolve_depth"})
 """ExtractConfig fields that change no file's parse result (the rest are in every key, so a new
 setting is assumed to matter until it is listed here)."""
@@ -82,7 +82,7 @@ def encode(result: tuple[dict, FileGraph | None]) -> bytes:
         for e in g.entities
     ]
     facts = [(f.head, f.relation, tuple(f.ref), f.line, f.span) for f in g.facts]
-    graph = (g.path, g.language, entities, facts, g.imports, g.star_imports, g.error_nodes)
+    graph = (g.path, g.language, entities, facts, g.imports, g.star_imports, g.types, g.error_nodes)
     return pickle.dumps((row, graph), protocol=5)
 
 
@@ -93,8 +93,10 @@ def decode(payload: bytes) -> tuple[dict, FileGraph | None]:
         raise TypeError("not a FileResult")
     if graph is None:
         return row, None
-    path, language, entities, facts, imports, stars, errors = graph
-    g = FileGraph(path, language, [Entity(*e) for e in entities], [], dict(imports), list(stars), errors)
+    path, language, entities, facts, imports, stars, types, errors = graph
+    g = FileGraph(
+        path, language, [Entity(*e) for e in entities], [], dict(imports), list(stars), dict(types), errors
+    )
     g.facts = [Fact(h, rel, Ref(*ref), line, span) for h, rel, ref, line, span in facts]
     return row, g
 

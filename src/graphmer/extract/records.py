@@ -15,12 +15,26 @@ class Ref(NamedTuple):
     kind: `id` (already exact), `name` (a bare name looked up from `scope`),
     `dotted` (a.b.c: first part looked up as a name), `self` (member of the
     class `scope`, through its hierarchy), `super` (member of a base of class
-    `scope`), `member` (member of an unknown receiver).
+    `scope`), `typed` (member `text` of the value `receiver` describes, whose class
+    the resolver infers), `member` (member of an unknown receiver: never resolved
+    by its name alone).
     """
 
     kind: str
     text: str
     scope: str = ""
+    receiver: tuple = ()  # a Value, for kind `typed`
+
+
+# A Value describes what a receiver holds, for the resolver to infer its class. Plain nested
+# tuples (they pickle without classes, so the parse cache can store them):
+#   ("self", cls)              an instance of the class `cls` (an entity id)
+#   ("type", dotted, scope)    what `dotted`, looked up from `scope`, names: a class -> an instance
+#                              of it; a function or method -> an instance of its declared return
+#                              type (`x = Foo()`, `x = make()`, `x: Foo`, `Foo x`, `new Foo()`)
+#   ("attr", value, name)      member `name` of `value`: a field -> an instance of its type (its
+#                              `has_type` fact or FileGraph.types); a method -> of its return type
+Value = tuple
 
 
 @dataclass
@@ -52,6 +66,7 @@ class FileGraph:
     facts: list[Fact] = field(default_factory=list)
     imports: dict[str, str] = field(default_factory=dict)  # local alias -> target id
     star_imports: list[str] = field(default_factory=list)  # modules whose names are all imported
+    types: dict[str, Value] = field(default_factory=dict)  # field id -> what it holds (no has_type)
     error_nodes: int = 0
 
     def add(self, head: str, relation: Relation, ref: Ref, node=None, span_node=None) -> None:
