@@ -93,7 +93,9 @@ def test_resolution_labels(tmp_path):
         tmp_path,
         {
             "pkg/__init__.py": "",
-            "pkg/a.py": "class A:\n    def m(self):\n        pass\n\ndef free():\n    pass\n",
+            "pkg/a.py": (
+                "class A:\n    def m(self):\n        pass\n\ndef free():\n    pass\n\ndef join():\n    pass\n"
+            ),
             "pkg/b.py": (
                 "from pkg.a import A\n\n"
                 "class B(A):\n"
@@ -101,8 +103,10 @@ def test_resolution_labels(tmp_path):
                 "        self.m()\n"  # hierarchy
                 "        A()\n"  # import
                 "        self.n(1)\n"  # exact (own class)
-                "        other.unique_name()\n"  # name (one definition in the corpus)
+                "        free()\n"  # name (a bare name, one definition in the corpus)
+                "        other.unique_name()\n"  # unresolved: a member of an unknown value, not by name
                 "        other.nowhere()\n"  # unresolved
+                '        b"".join([])\n'  # unresolved, though the corpus has one `join`
                 "    def unique_name(self):\n"
                 "        pass\n"
             ),
@@ -114,9 +118,12 @@ def test_resolution_labels(tmp_path):
         ("py:pkg.a.A.m", "hierarchy"),
         ("py:pkg.a.A", "import"),
         ("py:pkg.b.B.n", "exact"),
-        ("py:pkg.b.B.unique_name", "name"),
+        ("py:pkg.a.free", "name"),
+        ("py:?.unique_name", "unresolved"),
         ("py:?.nowhere", "unresolved"),
+        ("py:?.join", "unresolved"),
     } <= got
+    assert "py:pkg.b.B.unique_name" not in {tail for tail, _ in got}
 
 
 @pytest.mark.parametrize(("depth", "tail"), [(8, "py:pkg.m2.f"), (2, "py:pkg.m1.f")])

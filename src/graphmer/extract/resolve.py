@@ -6,10 +6,17 @@ parts (runs of files) that need nothing of each other, so they can be resolved i
 parallel; a part's rows are unique within it, and `tables` merges the parts.
 A name is looked up through the scope chain of its
 definition (local -> enclosing -> module), then the file's imports (following
-re-exports), star imports, the language's builtins, and finally by a unique
-simple name across the corpus. `self`/`this`/`super` members are looked up in
-the class hierarchy. Every triple records how its tail was found: `exact`,
-`import`, `hierarchy`, `name` or `unresolved`.
+re-exports), star imports, the language's builtins, and finally, for a bare
+name only, by a unique simple name across the corpus. `self`/`this`/`super`
+members are looked up in the class hierarchy; members of a receiver whose value
+the extractor described (a `typed` Ref: `x = Foo(); x.get()`) in the hierarchy
+of the class inferred for it. A member of an unknown receiver (`b"".join`,
+`client.get` of an undescribed local) is never resolved by its name alone: the
+only `join` of the corpus is rarely the one called. A member missing from a
+corpus class whose one base outside the corpus is known is that base's member
+(`self.assertEqual` in a `unittest.TestCase`). Every triple records how its tail
+was found: `exact`, `import`, `hierarchy`, `inferred` (through a receiver's
+inferred class), `name` or `unresolved`.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from graphmer.extract.records import Entity, Fact, FileGraph, Ref, is_test_path
+from graphmer.extract.records import Entity, Fact, FileGraph, Ref, Value, is_test_path
 from graphmer.relations import Relation
 
 
@@ -29,6 +36,15 @@ class LanguageSpec:
     class_scope_visible: bool  # can a method name its class's members bare (Java) or not
     module_candidates: Callable[[str], list[str]] = lambda target: []  # ids an import may mean
     qualified_names: bool = False  # `java.io.IOException` in code names a type fully
+    builtin_class: Callable[[str], bool] = lambda tail: False  # a builtin's id names a class
+    stars_bind: bool = True  # a star import binds its names in the file (Python), or only re-exports (JS)
+
+
+def looks_like_class(tail: str) -> bool:
+    """An id outside the corpus names a class by the convention of all three languages: its last
+    name is capitalized (`py:requests.Session`, not `py:json.loads`)."""
+    last = tail.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+    return last[:1].isupper() and "?." not in tail
 
 
 TRIPLE_COLUMNS = ("head", "relation", "tail", "file", "line", "resolution", "language")
@@ -38,6 +54,9 @@ TAIL_DECIDES = frozenset({Relation.CALLS, Relation.INHERITS, Relation.ACCESSES, 
 HIERARCHY = frozenset({Relation.INHERITS, Relation.IMPLEMENTS})
 CALLABLE = ("function", "method", "class", "interface")
 CLASSES = ("class", "interface")
+NOT_CALLED = ("parameter", "field", "module", "package")
+OWNERS = ("class", "interface", "object")  # what a global name before a `.` may be (`Widgets.init`)
+TYPED = frozenset({Relation.HAS_TYPE, Relation.RETURNS})
 
 
 class Resolver:
@@ -52,8 +71,17 @@ class Resolver:
         self.stars: dict[str, list[str]] = {}
         self.module_imports: dict[str, dict[str, str]] = {}
         self.redefined: set[str] = set()  # ids defined in more than one file (the first one counts)
+        # What an entity holds (field, parameter) or returns (function, method), as a Value with
+        # the file and language it is read in: its has_type/returns fact, else FileGraph.types.
+        self.values: dict[str, tuple[Value, str, str]] = {}
+        owners: dict[tuple[str, str], set[str]] = defaultdict(set)
         for g in graphs:
             self.imports[g.path], self.stars[g.path] = g.imports, g.star_imports
+            for f in g.facts:
+                if f.relation in TYPED and f.head not in self.values:
+                    self.values[f.head] = (("type", f.ref.text, f.ref.scope), g.path, g.language)
+            for eid, value in g.types.items():
+                self.values.setdefault(eid, (value, g.path, g.language))
             if g.entities:
                 self.module_imports.setdefault(g.entities[0].id, g.imports)
             for e in g.entities:
@@ -65,11 +93,15 @@ class Resolver:
                     self.children[e.parent].setdefault(e.name, e.id)
                 if e.kind in CALLABLE:
                     self.by_name[(e.language, e.name)].add(e.id)
+                if e.kind in OWNERS:
+                    owners[(e.language, e.name)].add(e.id)
         self._unique = {key: next(iter(ids)) for key, ids in self.by_name.items() if len(ids) == 1}
+        self._unique_owner = {key: next(iter(ids)) for key, ids in owners.items() if len(ids) == 1}
         self.bases: dict[str, list[str]] = defaultdict(list)
         self._ancestors: dict[str, list[str]] = {}
         self._hierarchy_done = False
         self._names: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+        self._instances: dict[tuple[Value, str, str], str | None] = {}
 
     # ----------------------------------------------------------------- lookups
 
@@ -83,10 +115,19 @@ class Resolver:
         if target:
             found = self.path(target, depth + 1)
             return (found[0], "import") if found else (target, "import")
-        if self.entities.get(owner) and self.entities[owner].kind in CLASSES:
+        ent = self.entities.get(owner)
+        if ent is not None and ent.kind in CLASSES:
             found = self.in_hierarchy(owner, name, include_self=False)
             if found:
                 return found, "hierarchy"
+        if ent is not None and ent.kind == "module":
+            stars = self.stars.get(ent.file, []) if name != "default" else []  # `export *` leaves it
+            for star in stars:  # `export * from`, `from .x import *`
+                module = self.path(star, depth + 1)
+                if module and module[0] != owner and (found := self.member(module[0], name, depth + 1)):
+                    return found[0], "import"
+            if name == "default" and ent.language == "javascript":
+                return owner, "import"  # CommonJS: without `module.exports = X` the module is the value
         return None
 
     def path(self, target: str, depth: int = 0) -> tuple[str, str] | None:
@@ -157,16 +198,13 @@ class Resolver:
         if target:
             found = self.path(target)
             return (found[0], "import") if found else (target, "import")
-        for star in self.stars.get(file, []):
+        for star in self.stars.get(file, []) if spec.stars_bind else []:
             if name in self.children.get(star, {}):
                 return self.children[star][name], "import"
         builtin = spec.builtin(name)
         if builtin:
             return builtin, "exact"
         return None
-
-    def unique(self, name: str, lang: str) -> str | None:
-        return self._unique.get((lang, name))
 
     # ----------------------------------------------------------------- refs
 
@@ -181,31 +219,94 @@ class Resolver:
             if found:
                 own = self.entities[found].parent == ref.scope
                 return found, "exact" if own else "hierarchy"
-            return self._fallback(ref.text, lang, prefix)
+            return self.outside(ref.scope, ref.text, "hierarchy") or (prefix + "?." + ref.text, "unresolved")
+        if ref.kind == "typed":
+            return self.member_of(self.instance_class(ref.receiver, file, lang), ref.text, prefix)
         parts = ref.text.split(".")
         if ref.kind == "member":
-            return self._fallback(parts[-1], lang, prefix)
+            return prefix + "?." + parts[-1], "unresolved"
         found = self.name(parts[0], ref.scope, file, lang)
         if found is None and len(parts) > 1 and self.specs[lang].qualified_names:
             found = self.path(prefix + ref.text) or (prefix + ref.text, "exact")
             return found
-        if found is None:
-            return self._fallback(parts[-1], lang, prefix)
+        if found is None:  # a name may be the corpus's only one; a member of an unknown value not
+            unique = (
+                self._unique.get((lang, parts[0]))
+                if len(parts) == 1
+                else self._unique_owner.get((lang, parts[0]))
+            )
+            if unique is None:
+                return prefix + "?." + parts[-1], "unresolved"
+            found = unique, "name"
         tail, how = found
         for part in parts[1:]:
             if tail in self.entities:
                 step = self.member(tail, part)
                 if step is None:
-                    return self._fallback(part, lang, prefix)
+                    return prefix + "?." + part, "unresolved"
                 tail = step[0]
                 how = how if step[1] == "exact" else step[1]
             else:
                 tail = f"{tail}.{part}"
         return tail, how
 
-    def _fallback(self, name: str, lang: str, prefix: str) -> tuple[str, str]:
-        found = self.unique(name, lang)
-        return (found, "name") if found else (prefix + "?." + name, "unresolved")
+    def outside(self, cls: str, name: str, how: str) -> tuple[str, str] | None:
+        """`name` of a corpus class that does not define or inherit it in the corpus: the member of
+        its one base outside the corpus, when it has exactly one (else which one is unknown)."""
+        external = [a for a in self.ancestors(cls) if a not in self.entities and "?." not in a]
+        return (f"{external[0]}.{name}", how) if len(external) == 1 else None
+
+    # ----------------------------------------------------------------- inferred receivers
+
+    def instance_class(self, value: Value, file: str, lang: str, depth: int = 0) -> str | None:
+        """The class (a corpus id, or an id outside the corpus) an instance `value` describes is
+        of, or None when it cannot be inferred. `value` is read in `file` (see records.Value)."""
+        if depth == 0:
+            key = (value, file, lang)
+            if key not in self._instances:
+                self._instances[key] = self._instance_class(value, file, lang, 0)
+            return self._instances[key]
+        return self._instance_class(value, file, lang, depth)
+
+    def _instance_class(self, value: Value, file: str, lang: str, depth: int) -> str | None:
+        if depth > self.max_depth or not value:
+            return None
+        if value[0] == "self":
+            return value[1]
+        if value[0] == "type":
+            tail, how = self.resolve(Ref("dotted", value[1], value[2]), file, lang)
+            if how != "unresolved" and tail not in self.entities and tail.endswith(":default"):
+                return tail if looks_like_class(value[1]) else None  # `import Ext from 'ext'`
+            return None if how == "unresolved" else self.instance_of(tail, depth)
+        if value[0] == "attr":
+            owner = self.instance_class(value[1], file, lang, depth + 1)
+            found = self.in_hierarchy(owner, value[2]) if owner in self.entities else None
+            return self.instance_of(found, depth) if found else None
+        return None
+
+    def instance_of(self, tail: str, depth: int) -> str | None:
+        """The class of the value `tail` gives: a class's instance, a function's or method's
+        result, a field's or parameter's content."""
+        ent = self.entities.get(tail)
+        if ent is None:
+            spec = self.by_prefix.get(tail.split(":", 1)[0] + ":")
+            is_class = spec is not None and spec.builtin_class(tail)
+            return tail if is_class or looks_like_class(tail) else None
+        if ent.kind in CLASSES:
+            return tail
+        held = self.values.get(tail)
+        return self.instance_class(held[0], held[1], held[2], depth + 1) if held else None
+
+    def member_of(self, cls: str | None, name: str, prefix: str) -> tuple[str, str]:
+        """`name` of an instance of `cls` (`instance_class`), labelled `inferred`."""
+        if cls is None:
+            return prefix + "?." + name, "unresolved"
+        if cls not in self.entities:
+            return f"{cls}.{name}", "inferred"
+        found = self.in_hierarchy(cls, name)
+        if found:
+            return found, "inferred"
+        return self.outside(cls, name, "inferred") or (prefix + "?." + name, "unresolved")
 
     # ----------------------------------------------------------------- triples
 
@@ -241,7 +342,7 @@ class Resolver:
         return rows, overrides, mentions
 
     def _add(self, rows, mentions, seen, g: FileGraph, f: Fact, tail: str, how: str) -> None:
-        rel = self.relabel(f.head, f.relation, tail)
+        rel = self.relabel(f.head, f.relation, tail, g.language)
         if rel is None:
             return
         if f.span and how != "unresolved" and tail in self.entities:
@@ -251,18 +352,21 @@ class Resolver:
             seen.add(key)
             rows.append((f.head, int(rel), tail, g.path, f.line, how, g.language))
 
-    def relabel(self, head: str, rel: Relation, tail: str) -> Relation | None:
+    def relabel(self, head: str, rel: Relation, tail: str, lang: str) -> Relation | None:
         """Relations that the tail's kind decides: a call of a class instantiates it, etc."""
+        if rel == Relation.INSTANTIATES and tail in self.entities:
+            return None if self.entities[tail].kind in NOT_CALLED else rel
         if rel not in TAIL_DECIDES:
             return rel
         kind = self.entities[tail].kind if tail in self.entities else "external"
-        if rel == Relation.CALLS and kind in CLASSES:
+        builtin_class = kind == "external" and self.specs[lang].builtin_class(tail)
+        if rel == Relation.CALLS and (kind in CLASSES or builtin_class):
             return Relation.INSTANTIATES
         if rel == Relation.INHERITS and kind == "interface" and self.entities[head].kind != "interface":
             return Relation.IMPLEMENTS
         if rel == Relation.ACCESSES and kind in CALLABLE:
             return None
-        if rel == Relation.CALLS and kind in ("parameter", "field", "module", "package"):
+        if rel == Relation.CALLS and kind in NOT_CALLED:
             return None  # a callback argument or attribute: its target is not known statically
         if rel == Relation.TESTS and (kind not in CALLABLE or is_test_path(self.entities[tail].file)):
             return None
