@@ -170,3 +170,48 @@ def tables(tmp_path_factory):
 @pytest.mark.parametrize("relation", list(Relation), ids=lambda r: r.label)
 def test_relation(tables, relation):
     assert triples(tables, relation) == EXPECTED[relation.label]
+
+
+INFERRED = """\
+package p;
+
+class Pool { Conn take() { return null; } }
+
+class Conn { void close() {} }
+
+class Svc {
+  private Pool pool;
+
+  Pool getPool() { return pool; }
+
+  void run(Pool p) {
+    Conn c = p.take();
+    c.close();
+    this.pool.take();
+    getPool().take();
+    new Pool().take();
+    var q = new Pool();
+    q.take();
+    var r = make();
+    r.close();
+    String s = "x";
+    s.length();
+  }
+}
+"""
+
+
+def test_calls_on_declared_receivers_are_inferred(tmp_path):
+    """A parameter, local, `var x = new T()`, `this.field`, `new T()` and an own method's result
+    name their class; a `var` of an unwritten type does not (not by name: `close` is unique)."""
+    t = extract_tables(tmp_path, {"p/Svc.java": INFERRED})["triples"]
+    calls = t[(t["relation"] == int(Relation.CALLS)) & (t["head"] == "java:p.Svc.run")]
+    got = {(r.tail, r.resolution) for r in calls.itertuples()}
+    assert got == {
+        ("java:p.Pool.take", "inferred"),
+        ("java:p.Conn.close", "inferred"),
+        ("java:p.Svc.getPool", "exact"),
+        ("java:?.make", "unresolved"),
+        ("java:?.close", "unresolved"),
+        ("java:java.lang.String.length", "inferred"),
+    }

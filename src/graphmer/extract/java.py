@@ -2,7 +2,8 @@
 
 Ids are `java:<package>.<Type>[.<Nested>].<member>`; a constructor is `<init>`.
 The package is the module: top-level types are its children, so same-package
-names resolve without imports. Calls on a variable use its declared type.
+names resolve without imports. Calls on a variable, parameter or field use its
+declared type (`var x = new T()`: T), resolved as an `inferred` receiver.
 """
 
 from __future__ import annotations
@@ -294,17 +295,29 @@ class _File(FileState):
             ref = Ref("self", name, cls)
         elif obj.type == "super":
             ref = Ref("super", name, cls)
-        elif (recv := receiver_text(obj)) is not None:
-            var = self.var_type(scope, recv) if obj.type == "identifier" else None
-            if var:
-                ref = Ref("dotted", f"{var}.{name}", scope)
-            elif var is None and recv.rsplit(".", 1)[-1][:1].isupper():
-                ref = Ref("dotted", f"{recv}.{name}", scope)
-            else:
-                ref = Ref("member", name, scope)
+        elif (value := self.value(obj, scope, cls)) is not None:
+            ref = Ref("typed", name, scope, value)
+        elif obj.type == "identifier" and self.var_type(scope, text(obj)) is not None:
+            ref = Ref("member", name, scope)  # a variable whose type is not written (`var x = f()`)
+        elif (recv := receiver_text(obj)) is not None and recv.rsplit(".", 1)[-1][:1].isupper():
+            ref = Ref("dotted", f"{recv}.{name}", scope)  # a class's static method
         else:
             ref = Ref("member", name, scope)
         self.add_call(scope, ref, node, name_node)
+
+    def value(self, obj, scope: str, cls: str | None) -> tuple | None:
+        """What a call's receiver holds, where its type is written (records.Value): a variable,
+        parameter or field declared with a type, `this.f`, `new T()`, a call of an own method."""
+        if obj.type == "identifier":
+            var = self.var_type(scope, text(obj))
+            return ("type", var, scope) if var else None
+        if obj.type == "field_access" and cls and obj.child_by_field_name("object").type == "this":
+            return ("attr", ("self", cls), text(obj.child_by_field_name("field")))
+        if obj.type == "object_creation_expression" and (tname := type_name(obj.child_by_field_name("type"))):
+            return ("type", tname, scope)
+        if obj.type == "method_invocation" and cls and obj.child_by_field_name("object") is None:
+            return ("attr", ("self", cls), text(obj.child_by_field_name("name")))
+        return None
 
     def bare(self, ident, scope: str) -> None:
         """A bare name read or written in a method: a field access unless a local or parameter."""
@@ -332,7 +345,12 @@ def extract(path: str, data: bytes, unit: str) -> FileGraph:
         if (scope := f.enclosing(node, METHOD)) is not None:
             tname = type_name(node.child_by_field_name("type")) or ""
             for decl in node.children_by_field_name("declarator"):
-                f.vars.setdefault(scope, {})[text(decl.child_by_field_name("name"))] = tname
+                init = decl.child_by_field_name("value")
+                if tname == "var" and init is not None and init.type == "object_creation_expression":
+                    tname = type_name(init.child_by_field_name("type")) or ""  # var x = new T()
+                f.vars.setdefault(scope, {})[text(decl.child_by_field_name("name"))] = (
+                    "" if tname == "var" else tname
+                )
     for node in caps.get("call", []):
         if (scope := f.enclosing(node, METHOD)) is not None:
             f.call(node, scope)
