@@ -86,15 +86,15 @@ EXPECTED = {
         ("py:test_app", "py:pkg.app.helper"),
     },
     "calls": {
-        ("py:pkg.app.App.run", "py:builtins.RuntimeError"),
         ("py:pkg.app.App.run", "py:pkg.app.helper"),
         ("py:pkg.app.App.run", "py:pkg.base.Base.run"),
         ("py:pkg.app.helper", "py:os.path.join"),
-        ("py:test_app.test_run", "py:?.run"),
+        ("py:test_app.test_run", "py:pkg.app.App.run"),
         ("py:test_app.test_run", "py:pkg.app.helper"),
     },
     "instantiates": {
         ("py:pkg.app.App.make", "py:pkg.app.App"),
+        ("py:pkg.app.App.run", "py:builtins.RuntimeError"),
         ("py:pkg.app.App.make", "py:pkg.base.Base"),
         ("py:test_app.test_run", "py:pkg.app.App"),
     },
@@ -147,6 +147,7 @@ EXPECTED = {
     },
     "tests": {
         ("py:test_app.test_run", "py:pkg.app.App"),
+        ("py:test_app.test_run", "py:pkg.app.App.run"),
         ("py:test_app.test_run", "py:pkg.app.helper"),
     },
 }

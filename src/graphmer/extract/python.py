@@ -7,6 +7,12 @@ enclosing definition by byte offset, so no Python-level walk over every node.
 What a node sits in (a decorated definition, a call, an assignment) is captured
 by the query too: tree-sitter finds `node.parent` by walking down from the root,
 so asking it once per node costs depth squared on deeply nested files.
+
+A call's receiver is described as a Value (records.py) when the file says what
+it holds: per function, flow-insensitive, a variable keeps the one value all its
+bindings agree on (an annotation decides alone; `= None` adds nothing); a loop
+target, an unpacking, `+=`, `global` or any other binding makes it unknown, and
+a call on an unknown variable is a `member` Ref, never looked up by its name.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from graphmer.extract.records import (
     FileGraph,
     FileState,
     Ref,
+    Value,
     captures,
     count_errors,
     dotted_name,
@@ -42,17 +49,43 @@ QUERY = Query(
 (import_statement) @import
 (import_from_statement) @import
 (call) @call
+(assignment left: (identifier)) @assign
 (raise_statement) @raise
 (except_clause) @except
 (decorated_definition) @decorated
 (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfattr
 (call function: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfcalled)
-(assignment left: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfset)
-(augmented_assignment left: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfset)
+(assignment left: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfset) @assign
+(augmented_assignment
+  left: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfset @fieldrebind)
+[(pattern_list (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @fieldrebind)
+ (tuple_pattern (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @fieldrebind)
+ (list_pattern (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @fieldrebind)]
+(augmented_assignment left: (identifier) @rebind)
+(for_statement left: (identifier) @rebind)
+(for_in_clause left: (identifier) @rebind)
+(named_expression name: (identifier) @rebind)
+[(pattern_list (identifier) @rebind) (tuple_pattern (identifier) @rebind)
+ (list_pattern (identifier) @rebind) (list_splat_pattern (identifier) @rebind)
+ (dictionary_splat_pattern (identifier) @rebind) (splat_pattern (identifier) @rebind)
+ (lambda_parameters (identifier) @rebind)]
+(lambda_parameters (default_parameter name: (identifier) @rebind))
+(case_pattern (dotted_name . (identifier) @rebind .))
+(as_pattern (case_pattern) . (identifier) @rebind)
+(as_pattern_target (identifier) @rebind)
+(with_item value: (as_pattern) @withas)
+[(global_statement (identifier) @global) (nonlocal_statement (identifier) @global)]
 """,
 )
 BUILTINS = frozenset(dir(builtins))
+PACKED = {"list_splat_pattern": "tuple", "dictionary_splat_pattern": "dict"}  # `*args`, `**kwargs`
 PREFIX = "py:"
+MAX_VALUE_DEPTH = 10
+"""Steps one expression's description, and `attr` steps one Value, may take: a longer chain is
+not described, so a 1,000-link `x.f().f()...` (or as many variables, each one link longer)
+costs no deep recursion and no deep Value."""
+MAX_VARIABLE_CHAIN = 16
+"""Variables one description may read through each other (`b = a.f(); c = b.g(); c.h()`)."""
 
 
 def module_name(rel: str, package_dirs: set[str]) -> str:
@@ -77,21 +110,48 @@ def base_expr(node):
 
 
 def type_ref(node, scope: str) -> Ref | None:
-    """The named type of an annotation: `List[Foo]` -> List, `Foo | None` -> Foo, `"Foo"` -> Foo."""
+    """The named type of an annotation: `List[Foo]` -> List, `Foo | None` -> Foo, `"Foo"` -> Foo,
+    `Optional[Foo]` -> Foo (the same type as `Foo | None`)."""
     while node is not None:
         if node.type in ("type", "parenthesized_expression"):
             node = node.named_children[0] if node.named_children else None
         elif node.type in ("subscript", "generic_type"):
-            node = node.child_by_field_name("value") or (node.named_children or [None])[0]
+            node = _subscripted(node)
         elif node.type == "binary_operator":
             node = node.child_by_field_name("left")
         elif node.type == "string":
-            name = text(node).strip("'\"").split("[")[0].split("|")[0].strip()
+            name = text(node).strip("'\"")
+            if name.startswith("Optional[") and name.endswith("]"):
+                name = name[len("Optional[") : -1]
+            name = name.split("[")[0].split("|")[0].strip()
             return Ref("dotted", name, scope) if name.replace(".", "").isidentifier() else None
         else:
             name = dotted(node)
             return Ref("dotted", name, scope) if name else None
     return None
+
+
+def _subscripted(node):
+    """`List[Foo]` -> List, `Optional[Foo]` (or `typing.Optional[Foo]`) -> Foo."""
+    if node.type == "subscript":  # `typing.Optional[Foo]`: an expression
+        head, arg = node.child_by_field_name("value"), node.child_by_field_name("subscript")
+    else:  # `Optional[Foo]`: a generic_type, the name then a type_parameter of types
+        head = node.named_children[0] if node.named_children else None
+        params = node.named_children[1] if node.named_children[1:] else None
+        arg = params.named_children[0] if params is not None and params.named_children else None
+    if head is not None and arg is not None and text(head).rsplit(".", 1)[-1] == "Optional":
+        return arg
+    return head
+
+
+def member_value(obj: Value | None, name_node) -> Value | None:
+    """("attr", obj, name), or None when `obj` is unknown or already MAX_VALUE_DEPTH steps long."""
+    if obj is None:
+        return None
+    root, steps = obj, 0
+    while root[0] == "attr":
+        root, steps = root[1], steps + 1
+    return ("attr", obj, text(name_node)) if steps < MAX_VALUE_DEPTH else None
 
 
 class _File(FileState):
@@ -111,6 +171,15 @@ class _File(FileState):
                 self.decorated[target.id] = d
         self.self_called = {n.id for n in caps.get("selfcalled", [])}
         self.self_set = {n.id for n in caps.get("selfset", [])}
+        # What each variable (scope id -> name) and each field (id) is bound to, as (scope, binding)
+        # pairs: a Ref (an annotation, which decides alone), a Value (`self`), a syntax node (an
+        # assigned expression, described when first asked), or None (a binding not described).
+        self.variables: dict[str, dict[str, list]] = {}
+        self.pending: dict[str, list] = {}  # name -> (node, binding) not yet placed in a scope
+        self.field_values: dict[str, list] = {}
+        self.annotated: set[str] = set()  # fields with a `has_type` fact
+        self.values: dict[tuple[str, str], Value | None] = {}  # (scope, name) -> settled value
+        self.settling = 0  # variables being settled, each reading the next
 
     def class_of(self, scope: str) -> str | None:
         return self.parent.get(scope) if self.kind.get(scope) == "method" else None
@@ -180,16 +249,24 @@ class _File(FileState):
         fid = self.field(cls, name_node, name_node)
         if type_node is not None and (ref := type_ref(type_node, cls)):
             self.g.add(fid, Relation.HAS_TYPE, ref, type_node)
+            self.annotated.add(fid)
 
     def _function(self, node, eid: str, kind: str) -> None:
         params = node.child_by_field_name("parameters")
         for i, param in enumerate(params.named_children if params is not None else []):
             name_node, type_node = self._param(param)
-            if name_node is None or (i == 0 and kind == "method" and text(name_node) in ("self", "cls")):
+            if name_node is None:
+                continue
+            if i == 0 and kind == "method" and text(name_node) in ("self", "cls"):
+                self.bind(eid, text(name_node), ("self", self.parent[eid]))
                 continue
             pid = self.parameter(eid, name_node, param)
-            if type_node is not None and (ref := type_ref(type_node, eid)):
+            ref = type_ref(type_node, eid) if type_node is not None else None
+            if ref:
                 self.g.add(pid, Relation.HAS_TYPE, ref, type_node)
+            splat = param.named_children[0] if param.type == "typed_parameter" else param
+            packed = PACKED.get(splat.type)  # `**kwargs: int` holds a dict, whatever its annotation
+            self.bind(eid, text(name_node), Ref("dotted", packed, eid) if packed else ref)
         ret = node.child_by_field_name("return_type")
         if ret is not None and (ref := type_ref(ret, eid)):
             self.g.add(eid, Relation.RETURNS, ref, ret)
@@ -208,6 +285,170 @@ class _File(FileState):
                 inner = (inner.named_children or [None])[0]
             return inner, param.child_by_field_name("type")
         return None, None
+
+    # ----------------------------------------------------------------- variables
+
+    def bind(self, scope: str, name: str, binding) -> None:
+        self.variables.setdefault(scope, {}).setdefault(name, []).append((scope, binding))
+
+    def bindings(self, caps: dict[str, list]) -> None:
+        """Every binding of a `self` field, and of a variable by name: most names are never asked
+        about, so a variable's bindings are placed in their scopes when its name first is."""
+        with_targets = set()
+        for node in caps.get("withas", []):  # `with Foo() as x`: x holds what Foo() gives
+            alias = node.child_by_field_name("alias")
+            target = alias.named_children[0] if alias is not None and alias.named_children else None
+            if target is not None and target.type == "identifier" and node.named_children:
+                with_targets.add(target.id)
+                self.pending.setdefault(text(target), []).append((target, node.named_children[0]))
+        for node in caps.get("assign", []):
+            left = node.child_by_field_name("left")
+            if left.type == "identifier":  # the assignment stands for what it binds, read when placed
+                self.pending.setdefault(text(left), []).append((node, node))
+            else:
+                self._field_binding(left, self._assigned(node, self.scopes.at(node.start_byte)[0]))
+        for node in caps.get("rebind", []):
+            if node.id not in with_targets:
+                self.pending.setdefault(text(node), []).append((node, None))
+        for node in caps.get("fieldrebind", []):
+            self._field_binding(node, None)
+        for node in caps.get("global", []):  # the name is the module's (or an outer function's)
+            scope, _ = self.scopes.at(node.start_byte)
+            for s in self._chain(scope):
+                self.bind(s, text(node), None)
+
+    def _field_binding(self, target, binding) -> None:
+        """`self.x = ...` (target `self.x`) in a method binds the field `x` of its class."""
+        scope, _ = self.scopes.at(target.start_byte)
+        if (cls := self.class_of(scope)) is not None:
+            fid = f"{cls}.{text(target.child_by_field_name('attribute'))}"
+            self.field_values.setdefault(fid, []).append((scope, binding))
+
+    @staticmethod
+    def _assigned(node, scope: str):
+        """What `x = ...` or `x: T = ...` binds: the annotation's Ref, else the assigned expression
+        (the last of a chain `a = b = ...`)."""
+        type_node = node.child_by_field_name("type")
+        if type_node is not None:
+            return type_ref(type_node, scope)
+        right = node.child_by_field_name("right")
+        while right is not None and right.type == "assignment":
+            right = right.child_by_field_name("right")
+        return right
+
+    def _place(self, name: str) -> None:
+        for node, binding in self.pending.pop(name):
+            scope, _ = self.scopes.at(node.start_byte)
+            if self.kind[scope] in ("class", "interface"):  # a class body binds no variable
+                continue
+            if binding is not None and binding.type == "assignment":
+                binding = self._assigned(binding, scope)
+            self.bind(scope, name, binding)
+
+    def _chain(self, scope: str) -> list[str]:
+        """`scope` and the functions around it, out to the module (classes hold no variables)."""
+        chain = []
+        while scope in self.parent:
+            if self.kind[scope] in FUNCTIONS:
+                chain.append(scope)
+            scope = self.parent[scope]
+        return [*chain, scope]
+
+    def variable(self, scope: str, name: str) -> str | None:
+        """The scope whose variable `name` is, seen from `scope`; None when the name is no variable
+        there (an import, a definition, a builtin: looked up by name as before)."""
+        if name in self.pending:
+            self._place(name)
+        while scope in self.parent:
+            if name in self.variables.get(scope, ()):
+                return scope
+            scope = self.parent[scope]
+        module = self.variables.get(scope, {})
+        if name in module and name not in self.g.imports and f"{scope}.{name}" not in self.kind:
+            return scope
+        return None
+
+    def home(self, scope: str, name: str) -> str:
+        """Where the resolver's lookup of `name` (no variable) from `scope` ends: the nearest function
+        defining it, else the module. Same lookup, and equal types compare equal across methods."""
+        while scope in self.parent:
+            if self.kind[scope] in FUNCTIONS and f"{scope}.{name}" in self.kind:
+                return scope
+            scope = self.parent[scope]
+        return scope
+
+    def value_of(self, scope: str, name: str) -> Value | None:
+        """The settled value of the variable `name` of `scope`, the same wherever it is read: None
+        while it is being settled (`a = b.f(); b = a.g()` describes neither), and None, not
+        remembered, past MAX_VARIABLE_CHAIN (a read from a shorter chain settles it)."""
+        key = (scope, name)
+        if key in self.values:
+            return self.values[key]
+        if self.settling >= MAX_VARIABLE_CHAIN:
+            return None
+        self.values[key] = None
+        self.settling += 1
+        self.values[key] = self.settle(self.variables[scope][name])
+        self.settling -= 1
+        return self.values[key]
+
+    def settle(self, bindings: list) -> Value | None:
+        """The one value all bindings agree on: the annotations' if any, else the assigned values'
+        (`= None` adds nothing); None when they disagree or one is not described."""
+        declared = {self.declared(b) for _, b in bindings if isinstance(b, tuple)}
+        if declared:
+            return declared.pop() if len(declared) == 1 else None
+        if any(b is None for _, b in bindings):
+            return None
+        values = {self.describe(b, scope) for scope, b in bindings if b.type != "none"}
+        return values.pop() if len(values) == 1 else None
+
+    def declared(self, binding: tuple) -> Value | None:
+        """The Value an annotation's Ref (or a ready Value: `self`) declares."""
+        if not isinstance(binding, Ref):
+            return binding
+        if binding.text.rsplit(".", 1)[-1] == "Any":  # `x: Any` says nothing of x
+            return None
+        return ("type", binding.text, self.home(binding.scope, binding.text.split(".", 1)[0]))
+
+    def describe(self, node, scope: str, depth: int = 0) -> Value | None:
+        """The Value of an expression read in `scope`, or None: a variable, `self`, `a.b` of a
+        described `a`, a call of a class or function by name, `a.m()` of a described `a`."""
+        if depth > MAX_VALUE_DEPTH:
+            return None
+        kind = node.type
+        if kind == "identifier":
+            name = text(node)
+            home = self.variable(scope, name)
+            return self.value_of(home, name) if home is not None else None
+        if kind == "attribute":
+            obj = self.describe(node.child_by_field_name("object"), scope, depth + 1)
+            return member_value(obj, node.child_by_field_name("attribute"))
+        if kind == "call":
+            return self._call_value(node.child_by_field_name("function"), scope, depth + 1)
+        if kind in ("await", "parenthesized_expression") and node.named_children:
+            return self.describe(node.named_children[0], scope, depth + 1)
+        return None
+
+    def _call_value(self, fn, scope: str, depth: int) -> Value | None:
+        """What calling `fn` gives: `Foo()`, `mod.make()` -> ("type", ...); `x.m()` -> ("attr", ...)."""
+        if fn.type == "attribute":
+            obj = self.describe(fn.child_by_field_name("object"), scope, depth)
+            if (value := member_value(obj, fn.child_by_field_name("attribute"))) is not None:
+                return value
+        name = dotted(fn)
+        first = name.split(".", 1)[0] if name else None
+        if first is None or first == "super" or self.variable(scope, first) is not None:
+            return None
+        return ("type", name, self.home(scope, first))
+
+    def field_types(self) -> None:
+        """FileGraph.types: each field without an annotation whose `self.x = ...` agree."""
+        for fid, bindings in self.field_values.items():
+            if self.kind.get(fid) != "field" or fid in self.annotated:
+                continue
+            if (value := self.settle(bindings)) is not None:
+                self.g.types[fid] = value
 
     # ----------------------------------------------------------------- references
 
@@ -272,8 +513,10 @@ class _File(FileState):
         if fn is not None and fn.type == "identifier" and text(fn) == "super" and cls:
             return Ref("super", name, cls), attr
         chain = dotted(callee)
-        if chain:
+        if chain and self.variable(scope, chain.split(".", 1)[0]) is None:  # `mod.f()`: no variable
             return Ref("dotted", chain, scope), attr
+        if (value := self.describe(obj, scope)) is not None:
+            return Ref("typed", name, scope, value), attr
         return Ref("member", name, scope), attr
 
     def raise_(self, node, scope: str) -> None:
@@ -316,6 +559,7 @@ def extract(path: str, data: bytes, module: str) -> FileGraph:
     defs = sorted(caps.get("def", []), key=lambda n: n.start_byte)
     f.scopes = scope_index(f.mid, len(data), f.definitions(defs))
     f.imports(caps.get("import", []))
+    f.bindings(caps)
     for call in caps.get("call", []):
         if (scope := f.enclosing(call, FUNCTIONS)) is not None:
             f.call(call, call.child_by_field_name("function"), scope)
@@ -328,8 +572,24 @@ def extract(path: str, data: bytes, module: str) -> FileGraph:
     for node in caps.get("selfattr", []):
         if (scope := f.enclosing(node, FUNCTIONS)) is not None:
             f.self_attr(node, scope)
+    f.field_types()
     return f.g
 
 
 def builtin_id(name: str) -> str | None:
     return f"{PREFIX}builtins.{name}" if name in BUILTINS else None
+
+
+TYPING = (PREFIX + "typing.", PREFIX + "typing_extensions.")
+
+
+def not_class(tail: str) -> bool:
+    """Whether an id outside the corpus names no class whose members a value has: the typing
+    module's forms (`Any`, `Optional`, `Dict`, aliases of builtins); `Self` is the resolver's."""
+    return tail.startswith(TYPING)
+
+
+def builtin_class(tail: str) -> bool:
+    """Whether an id outside the corpus is a builtin class (`py:builtins.dict`, not `py:builtins.len`)."""
+    prefix = PREFIX + "builtins."
+    return tail.startswith(prefix) and isinstance(getattr(builtins, tail[len(prefix) :], None), type)
