@@ -212,3 +212,33 @@ def test_an_instance_of_an_external_default_import():
         "js:?.go",
         "unresolved",
     )
+
+
+def test_what_is_not_a_class_gives_no_members():
+    """`-> Any` (typing's forms are no classes), a type alias of a corpus module (the corpus would
+    define a class), and `-> Self`, which is the method's own class."""
+    g = graph(
+        "p/t.py",
+        [
+            ent("py:t", "module", None, "p/t.py"),
+            ent("py:t.C", "class", "py:t", "p/t.py"),
+            ent("py:t.C.me", "method", "py:t.C", "p/t.py"),
+            ent("py:t.C.any", "method", "py:t.C", "p/t.py"),
+            ent("py:t.C.alias", "method", "py:t.C", "p/t.py"),
+        ],
+        [
+            Fact("py:t.C.me", int(Relation.RETURNS), Ref("dotted", "Self", "py:t.C.me"), 1),
+            Fact("py:t.C.any", int(Relation.RETURNS), Ref("dotted", "Any", "py:t.C.any"), 1),
+            Fact("py:t.C.alias", int(Relation.RETURNS), Ref("dotted", "DataDict", "py:t.C.alias"), 1),
+        ],
+        imports={"Self": "py:typing_extensions.Self", "Any": "py:typing.Any", "DataDict": "py:t.DataDict"},
+    )
+    r = Resolver([g], SPECS, max_depth=8)
+    r.hierarchy([g])
+
+    def call(method: str) -> tuple[str, str]:
+        return r.resolve(typed("me", ("attr", ("self", "py:t.C"), method), "py:t.C.me"), "p/t.py", "python")
+
+    assert call("me") == ("py:t.C.me", "inferred")
+    assert call("any") == ("py:?.me", "unresolved")
+    assert call("alias") == ("py:?.me", "unresolved")

@@ -48,17 +48,14 @@ from graphmer.languages import (
     skip_reason,
 )
 
-
-def _python_builtin_class(tail: str) -> bool:  # TODO move to python.py
-    import builtins
-
-    return tail.startswith("py:builtins.") and isinstance(getattr(builtins, tail[12:], None), type)
-
-
 EXTRACTORS = {"python": python.extract, "java": java.extract, "javascript": javascript.extract}
 SPECS = {
     "python": LanguageSpec(
-        python.PREFIX, python.builtin_id, class_scope_visible=False, builtin_class=_python_builtin_class
+        python.PREFIX,
+        python.builtin_id,
+        class_scope_visible=False,
+        builtin_class=python.builtin_class,
+        not_class=python.not_class,
     ),
     "java": LanguageSpec(java.PREFIX, java.builtin_id, class_scope_visible=True, qualified_names=True),
     "javascript": LanguageSpec(

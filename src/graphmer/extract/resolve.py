@@ -37,6 +37,7 @@ class LanguageSpec:
     module_candidates: Callable[[str], list[str]] = lambda target: []  # ids an import may mean
     qualified_names: bool = False  # `java.io.IOException` in code names a type fully
     builtin_class: Callable[[str], bool] = lambda tail: False  # a builtin's id names a class
+    not_class: Callable[[str], bool] = lambda tail: False  # an id outside the corpus that names no class
     stars_bind: bool = True  # a star import binds its names in the file (Python), or only re-exports (JS)
 
 
@@ -290,12 +291,21 @@ class Resolver:
         ent = self.entities.get(tail)
         if ent is None:
             spec = self.by_prefix.get(tail.split(":", 1)[0] + ":")
-            is_class = spec is not None and spec.builtin_class(tail)
-            return tail if is_class or looks_like_class(tail) else None
+            if spec is None or spec.not_class(tail) or self.owner_in_corpus(tail):
+                return None
+            return tail if spec.builtin_class(tail) or looks_like_class(tail) else None
         if ent.kind in CLASSES:
             return tail
         held = self.values.get(tail)
+        if held and ent.kind == "method" and held[0][0] == "type" and held[0][1].rsplit(".", 1)[-1] == "Self":
+            return ent.parent  # `-> Self` (typing): the method's own class
         return self.instance_class(held[0], held[1], held[2], depth + 1) if held else None
+
+    def owner_in_corpus(self, tail: str) -> bool:
+        """An id outside the corpus under a corpus module or class (`py:pkg.types.DataDict`, a type
+        alias or variable): the corpus would define it if it were a class."""
+        owner = tail.rpartition(":")[0] if tail.count(":") > 1 else tail.rpartition(".")[0]
+        return owner in self.entities
 
     def member_of(self, cls: str | None, name: str, prefix: str) -> tuple[str, str]:
         """`name` of an instance of `cls` (`instance_class`), labelled `inferred`."""
