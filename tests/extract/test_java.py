@@ -215,3 +215,22 @@ def test_calls_on_declared_receivers_are_inferred(tmp_path):
         ("java:?.close", "unresolved"),
         ("java:java.lang.String.length", "inferred"),
     }
+
+
+def test_an_inner_class_calls_its_outer_class_methods(tmp_path):
+    src = """\
+package p;
+
+class Outer {
+  static int helper() { return 1; }
+
+  static class Inner {
+    int run() { return helper(); }
+  }
+}
+"""
+    t = extract_tables(tmp_path, {"p/Outer.java": src})["triples"]
+    calls = t[t["relation"] == int(Relation.CALLS)]
+    assert {(r.head, r.tail, r.resolution) for r in calls.itertuples()} == {
+        ("java:p.Outer.Inner.run", "java:p.Outer.helper", "exact")
+    }

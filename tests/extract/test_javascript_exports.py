@@ -418,3 +418,26 @@ def test_receivers_are_inferred(tmp_path):
         (s + "method", s + "helper", "exact"),
         (s + "callback", "js:?.forEach", "unresolved"),
     }
+
+
+def test_this_in_an_object_literal_or_a_prototype_function(tmp_path):
+    """`this.m()` in a method of an object literal, and in `proto.m = function` (its id is
+    `<module>:proto.m`): the sibling method of the same file; not by name otherwise."""
+    src = """\
+const Widgets = {
+  init: function () { this.render(); },
+  render() { return 1; }
+};
+var proto = Layout.prototype;
+proto.layout = function () { this.reset(); this.missing(); };
+proto.reset = function () {};
+function loose() { this.render(); }
+"""
+    t = extract_tables(tmp_path, {"w.js": src, "other.js": "function missing() {}\n"})["triples"]
+    calls = t[t["relation"] == int(Relation.CALLS)]
+    assert {(r.head, r.tail, r.resolution) for r in calls.itertuples()} == {
+        ("js:w.js:Widgets.init", "js:w.js:Widgets.render", "exact"),
+        ("js:w.js:proto.layout", "js:w.js:proto.reset", "exact"),
+        ("js:w.js:proto.layout", "js:?.missing", "unresolved"),
+        ("js:w.js:loose", "js:?.render", "unresolved"),
+    }

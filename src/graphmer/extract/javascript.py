@@ -645,6 +645,8 @@ class _File(FileState):
             cls, span = self.class_of(scope), prop
             if obj.type == "this" and cls:
                 ref = Ref("self", text(prop), cls)
+            elif obj.type == "this" and (owner := self.this_owner(scope)):
+                ref = Ref("self", text(prop), owner)
             elif obj.type == "super" and cls:
                 ref = Ref("super", text(prop), cls)
             elif receiver := self.value(obj, scope):
@@ -655,6 +657,19 @@ class _File(FileState):
                 ref = Ref("member", text(prop), scope)  # of an unknown variable or expression
         if ref is not None:
             self.add_call(scope, ref, node, span)
+
+    def this_owner(self, scope: str) -> str | None:
+        """What `this` is in a function that is no class's method: the object literal it is a
+        method of (`{ init() { this.render() } }`), or the object its qualified name assigns it to
+        (`proto.layout = function () { this.reset() }`: `<module>:proto`, not an entity; the
+        resolver looks for `<module>:proto.reset`)."""
+        parent = self.parent.get(scope)
+        if self.kind.get(parent) == "object":
+            return parent
+        qualified = (
+            scope[len(self.mid) + 1 :] if parent == self.mid and scope.startswith(self.mid + ":") else ""
+        )
+        return scope.rpartition(".")[0] if "." in qualified else None
 
     def this_prop(self, node, scope: str) -> None:
         cls = self.class_of(scope)

@@ -215,11 +215,20 @@ class Resolver:
                 return ref.text, "exact"
             return self.path(ref.text) or (ref.text, "import")
         prefix = self.specs[lang].prefix
+        if ref.kind == "self" and ref.scope not in self.entities:  # JS `this` of `proto.m = function`
+            sibling = f"{ref.scope}.{ref.text}"
+            return (
+                (sibling, "exact") if sibling in self.entities else (prefix + "?." + ref.text, "unresolved")
+            )
         if ref.kind in ("self", "super"):
             found = self.in_hierarchy(ref.scope, ref.text, include_self=ref.kind == "self")
             if found:
                 own = self.entities[found].parent == ref.scope
                 return found, "exact" if own else "hierarchy"
+            if ref.kind == "self" and self.specs[lang].class_scope_visible:
+                found = self.in_outer(ref.scope, ref.text)
+                if found:
+                    return found
             return self.outside(ref.scope, ref.text, "hierarchy") or (prefix + "?." + ref.text, "unresolved")
         if ref.kind == "typed":
             return self.member_of(self.instance_class(ref.receiver, file, lang), ref.text, prefix)
@@ -250,6 +259,15 @@ class Resolver:
             else:
                 tail = f"{tail}.{part}"
         return tail, how
+
+    def in_outer(self, cls: str, name: str) -> tuple[str, str] | None:
+        """`name` in the classes around `cls` (Java: an inner class calls its outer class's)."""
+        outer = self.entities[cls].parent if cls in self.entities else None
+        while outer in self.entities:
+            if self.entities[outer].kind in CLASSES and (found := self.in_hierarchy(outer, name)):
+                return found, "exact" if self.entities[found].parent == outer else "hierarchy"
+            outer = self.entities[outer].parent
+        return None
 
     def outside(self, cls: str, name: str, how: str) -> tuple[str, str] | None:
         """`name` of a corpus class that does not define or inherit it in the corpus: the member of
