@@ -242,3 +242,38 @@ def test_what_is_not_a_class_gives_no_members():
     assert call("me") == ("py:t.C.me", "inferred")
     assert call("any") == ("py:?.me", "unresolved")
     assert call("alias") == ("py:?.me", "unresolved")
+
+
+def test_a_bare_name_is_never_a_method_and_a_lost_chain_keeps_the_called_name(resolver):
+    assert resolver.resolve(Ref("name", "take", "py:other.join"), "p/other.py", "python") == (
+        "py:?.take",
+        "unresolved",
+    )
+    assert resolver.resolve(Ref("dotted", "Pool.nope.take", "py:other.join"), "p/other.py", "python") == (
+        "py:?.take",
+        "unresolved",
+    )
+
+
+def test_a_corpus_extension_of_a_builtin_class_and_builtins_called_without_new():
+    ext = graph(
+        "p/ext.js",
+        [
+            ent("js:ext.js", "module", None, "p/ext.js", "javascript"),
+            ent("js:ext.js:Date.twoDigit", "method", "js:ext.js", "p/ext.js", "javascript"),
+        ],
+        lang="javascript",
+    )
+    r = Resolver([ext], SPECS, max_depth=8)
+    r.hierarchy([ext])
+    date = ("type", "Date", "js:ext.js")
+    assert r.resolve(typed("twoDigit", date, "js:ext.js"), "p/ext.js", "javascript") == (
+        "js:ext.js:Date.twoDigit",
+        "inferred",
+    )
+    assert r.resolve(typed("getDay", date, "js:ext.js"), "p/ext.js", "javascript") == (
+        "js:Date.getDay",
+        "inferred",
+    )
+    assert r.relabel("js:ext.js", Relation.CALLS, "js:Error", "javascript") == Relation.INSTANTIATES
+    assert r.relabel("js:ext.js", Relation.CALLS, "js:String", "javascript") == Relation.CALLS

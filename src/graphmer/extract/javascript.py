@@ -186,6 +186,17 @@ NOT_LEXICAL = ("class", "object")  # scopes whose members a bare name does not r
 NOT_DEFINITIONS = (None, "parameter", "field")  # children of a scope that are variables, if any
 
 
+CONSTRUCTED_WHEN_CALLED = frozenset(
+    ["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError"]
+    + ["Array", "Object", "RegExp"]
+)  # `throw Error("x")` makes an Error as `new` does (`String(x)`, `Date()` return no instance)
+
+
+def builtin_class(tail: str) -> bool:
+    """Whether calling this builtin without `new` constructs an instance of it."""
+    return tail.startswith(PREFIX) and tail[len(PREFIX) :] in CONSTRUCTED_WHEN_CALLED
+
+
 def builtin_id(name: str) -> str | None:
     return PREFIX + name if name in GLOBALS or name in JSDOC_PRIMITIVES else None
 

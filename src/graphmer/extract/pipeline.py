@@ -63,6 +63,7 @@ SPECS = {
         javascript.builtin_id,
         class_scope_visible=False,
         module_candidates=javascript.module_candidates,
+        builtin_class=javascript.builtin_class,
         stars_bind=False,
     ),
 }

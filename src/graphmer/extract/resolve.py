@@ -96,7 +96,13 @@ class Resolver:
                     self.by_name[(e.language, e.name)].add(e.id)
                 if e.kind in OWNERS:
                     owners[(e.language, e.name)].add(e.id)
-        self._unique = {key: next(iter(ids)) for key, ids in self.by_name.items() if len(ids) == 1}
+        # A bare name found by its one definition: a function or class (never a method: a bare name
+        # outside a class's body does not reach its methods)
+        self._unique = {}
+        for key, ids in self.by_name.items():
+            plain = [i for i in ids if self.entities[i].kind != "method"]
+            if len(plain) == 1:
+                self._unique[key] = plain[0]
         self._unique_owner = {key: next(iter(ids)) for key, ids in owners.items() if len(ids) == 1}
         self.bases: dict[str, list[str]] = defaultdict(list)
         self._ancestors: dict[str, list[str]] = {}
@@ -231,7 +237,7 @@ class Resolver:
                     return found
             return self.outside(ref.scope, ref.text, "hierarchy") or (prefix + "?." + ref.text, "unresolved")
         if ref.kind == "typed":
-            return self.member_of(self.instance_class(ref.receiver, file, lang), ref.text, prefix)
+            return self.member_of(self.instance_class(ref.receiver, file, lang), ref.text, lang)
         parts = ref.text.split(".")
         if ref.kind == "member":
             return prefix + "?." + parts[-1], "unresolved"
@@ -253,7 +259,7 @@ class Resolver:
             if tail in self.entities:
                 step = self.member(tail, part)
                 if step is None:
-                    return prefix + "?." + part, "unresolved"
+                    return prefix + "?." + parts[-1], "unresolved"
                 tail = step[0]
                 how = how if step[1] == "exact" else step[1]
             else:
@@ -268,6 +274,13 @@ class Resolver:
                 return found, "exact" if self.entities[found].parent == outer else "hierarchy"
             outer = self.entities[outer].parent
         return None
+
+    def extension(self, cls: str, name: str, lang: str) -> str | None:
+        """The corpus's one method that extends a class outside it (`Date.prototype.twoDigit =
+        function` in a JS file is `js:<file>:Date.twoDigit`), if there is exactly one."""
+        suffix = ":" + cls.split(":", 1)[-1].rsplit(".", 1)[-1] + "." + name
+        found = [i for i in self.by_name.get((lang, name), ()) if i.endswith(suffix)]
+        return found[0] if len(found) == 1 else None
 
     def outside(self, cls: str, name: str, how: str) -> tuple[str, str] | None:
         """`name` of a corpus class that does not define or inherit it in the corpus: the member of
@@ -325,12 +338,13 @@ class Resolver:
         owner = tail.rpartition(":")[0] if tail.count(":") > 1 else tail.rpartition(".")[0]
         return owner in self.entities
 
-    def member_of(self, cls: str | None, name: str, prefix: str) -> tuple[str, str]:
+    def member_of(self, cls: str | None, name: str, lang: str) -> tuple[str, str]:
         """`name` of an instance of `cls` (`instance_class`), labelled `inferred`."""
+        prefix = self.specs[lang].prefix
         if cls is None:
             return prefix + "?." + name, "unresolved"
         if cls not in self.entities:
-            return f"{cls}.{name}", "inferred"
+            return self.extension(cls, name, lang) or f"{cls}.{name}", "inferred"
         found = self.in_hierarchy(cls, name)
         if found:
             return found, "inferred"
