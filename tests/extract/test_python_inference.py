@@ -428,3 +428,40 @@ def test_optional_parameter_type(tables):
     assert resolved(tables, "py:pkg.service.Service.__init__.user", Relation.HAS_TYPE) == {
         ("py:pkg.models.User", "import")
     }
+
+
+def test_a_called_variable_is_what_it_was_given_or_unknown(tmp_path):
+    """`_check_access = logic.check_access` at module level is that function; a variable given
+    anything else (a call's result, a loop's items) is not the corpus's one function of its name;
+    a parameter's call names no target at all; an annotated variable is not an alias."""
+    from graphmer.relations import Relation
+    from tests.extract.helpers import extract_tables
+
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/logic.py": "def check_access(x):\n    pass\n\n\nclass Fmt:\n    def c(self):\n        pass\n",
+        "pkg/other.py": "def _check_access():\n    pass\n\n\ndef c():\n    pass\n\n\ndef hook():\n    pass\n",
+        "pkg/views.py": (
+            "from pkg import logic\n\n"
+            "_check_access = logic.check_access\n\n\n"
+            "def index(backend, callback):\n"
+            '    _check_access("x")\n'
+            '    c = get_validator("x")\n'
+            "    c(19)\n"
+            "    for context_processor in backend.processors:\n"
+            "        context_processor(2)\n"
+            "    hook: Callable = get()\n"
+            "    hook()\n"
+            "    callback()\n"
+        ),
+    }
+    t = extract_tables(tmp_path, files)["triples"]
+    calls = t[(t["relation"] == int(Relation.CALLS)) & (t["head"] == "py:pkg.views.index")]
+    assert {(r.tail, r.resolution) for r in calls.itertuples()} == {
+        ("py:pkg.logic.check_access", "import"),
+        ("py:?.get_validator", "unresolved"),
+        ("py:?.c", "unresolved"),
+        ("py:?.context_processor", "unresolved"),
+        ("py:?.get", "unresolved"),
+        ("py:?.hook", "unresolved"),
+    }

@@ -499,7 +499,7 @@ class _File(FileState):
 
     def _callee_ref(self, callee, scope: str):
         if callee.type == "identifier":
-            return (Ref("name", text(callee), scope), callee) if text(callee) != "super" else (None, None)
+            return (self._bare_ref(text(callee), scope), callee) if text(callee) != "super" else (None, None)
         if callee.type != "attribute":
             return None, None
         obj, attr = callee.child_by_field_name("object"), callee.child_by_field_name("attribute")
@@ -518,6 +518,21 @@ class _File(FileState):
         if (value := self.describe(obj, scope)) is not None:
             return Ref("typed", name, scope, value), attr
         return Ref("member", name, scope), attr
+
+    def _bare_ref(self, name: str, scope: str) -> Ref:
+        """A call of a bare name: a definition or import by its name; a variable (not a parameter,
+        whose entity the name finds) by what it was given when that is a name (`check =
+        logic.check_access` at module level), else a `member` Ref: never the corpus's one `check`."""
+        home = self.variable(scope, name)
+        if home is None or f"{home}.{name}" in self.kind:
+            return Ref("name", name, scope)
+        bindings = self.variables[home][name]
+        given = bindings[0][1] if len(bindings) == 1 else None  # a node, an annotation's Ref, None
+        alias = dotted(given) if given is not None and not isinstance(given, tuple) else None
+        first = alias.split(".", 1)[0] if alias else None
+        if first and first != name and self.variable(home, first) is None:
+            return Ref("dotted", alias, home)
+        return Ref("member", name, scope)
 
     def raise_(self, node, scope: str) -> None:
         expr = node.named_children[0] if node.named_children else None
