@@ -1,8 +1,8 @@
 """Refresh the result tables of README.md from the files under metrics/ (`make readme`).
 
 A table in the README sits between two markers naming its source: a file, whose contents
-replace the block, or `summary`, the one-row-per-stage table of the default run built from
-the stages' metrics/*.json:
+replace the block, `summary`, the one-row-per-stage table of the default run built from
+the stages' metrics/*.json, or `resolution`, how the graph's tails were found (kg.json):
 
     <!-- table: metrics/eval_relations.md -->
     ...replaced by the file's contents...
@@ -23,13 +23,15 @@ BLOCK = re.compile(r"(<!-- table: (?P<src>\S+) -->\n)(?P<body>.*?)(<!-- end tabl
 
 def refresh(readme: Path, root: Path) -> int:
     text = readme.read_text()
-    files = [m["src"] for m in BLOCK.finditer(text) if m["src"] != "summary"]
+    files = [m["src"] for m in BLOCK.finditer(text) if m["src"] not in GENERATED]
     missing = [src for src in files if not (root / src).is_file()]
     if missing:
         sys.exit(f"readme: {missing[0]} not found: run the pipeline first (`make repro`)")
 
     def body(src: str) -> str:
-        return summary(root / "metrics") if src == "summary" else (root / src).read_text()
+        if src in GENERATED:
+            return GENERATED[src](root / "metrics")
+        return (root / src).read_text()
 
     new, count = BLOCK.subn(lambda m: m[1] + body(m["src"]).rstrip("\n") + "\n" + m[4], text)
     readme.write_text(new)
@@ -74,6 +76,27 @@ def summary(metrics: Path) -> str:
 
 
 SUMMARY_FILES = ("corpus", "kg", "split", "tokenizer", "samples", "train", "eval", "distill")
+
+
+def resolution(metrics: Path) -> str:
+    """How the graph's tails were found (metrics/kg.json): per language the `calls` whose tail the
+    corpus defines, and the share of each resolution label over all triples."""
+    path = metrics / "kg.json"
+    if not path.is_file():
+        sys.exit(f"readme: {path} not found: run the pipeline first (`make repro`)")
+    kg = json.loads(path.read_text())
+    lines = ["| language | triples | calls | calls to a corpus entity |", "|---|---|---|---|"]
+    for lang, n in kg["triples_by_language"].items():
+        calls = kg["triples_by_relation"]["calls"][lang]
+        inside, share = kg["calls_in_corpus"][lang], kg["calls_in_corpus_share"][lang]
+        lines.append(f"| {lang} | {n:,} | {calls:,} | {inside:,} ({share:.1%}) |")
+    labels = kg["resolution_share"]
+    lines += ["", "| " + " | ".join(labels) + " |", "|" + "---|" * len(labels)]
+    lines.append("| " + " | ".join(f"{v:.1%}" for v in labels.values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+GENERATED = {"summary": summary, "resolution": resolution}
 
 
 if __name__ == "__main__":
