@@ -58,6 +58,10 @@ CLASSES = ("class", "interface")
 NOT_CALLED = ("parameter", "field", "module", "package")
 OWNERS = ("class", "interface", "object")  # what a global name before a `.` may be (`Widgets.init`)
 TYPED = frozenset({Relation.HAS_TYPE, Relation.RETURNS})
+# The members relabel compares with, bound once: `Relation.CALLS` is an attribute lookup on the enum
+# class, slower than the comparison itself.
+CALLS, INHERITS, ACCESSES, TESTS = Relation.CALLS, Relation.INHERITS, Relation.ACCESSES, Relation.TESTS
+INSTANTIATES, IMPLEMENTS = Relation.INSTANTIATES, Relation.IMPLEMENTS
 
 
 class Resolver:
@@ -376,41 +380,69 @@ class Resolver:
         mentions: list[tuple] = []
         seen: set = set()
         for g in graphs:
-            for f in g.facts:
-                if f.relation not in HIERARCHY:
-                    self._add(rows, mentions, seen, g, f, *self.resolve(f.ref, g.path, g.language))
+            path, lang = g.path, g.language
+            # Resolving depends on the reference (its receiver included) and the file alone,
+            # relabelling (outside the hierarchy) on the relation, the tail and the language: what
+            # a file repeats (one callee, many calls: a third of all references) is resolved once.
+            # `_add`, inlined: it runs per fact.
+            outcomes: dict[tuple, tuple | None] = {}
+            for head, relation, ref, line, span in g.facts:
+                if relation in HIERARCHY:
+                    continue
+                key = (ref, relation)
+                outcome = outcomes.get(key, key)
+                if outcome is key:
+                    outcome = outcomes[key] = self._outcome(
+                        head, relation, *self.resolve(ref, path, lang), lang
+                    )
+                if outcome is None:
+                    continue
+                rel, tail, how, mentioned = outcome
+                if mentioned and span:
+                    mentions.append((tail, path, span[0], span[1], "ref"))
+                if (head, rel, tail) not in seen:
+                    seen.add((head, rel, tail))
+                    rows.append((head, rel, tail, path, line, how, lang))
         for g in graphs:
             self._overrides(g, overrides, seen)
         return rows, overrides, mentions
 
-    def _add(self, rows, mentions, seen, g: FileGraph, f: Fact, tail: str, how: str) -> None:
-        rel = self.relabel(f.head, f.relation, tail, g.language)
+    def _outcome(self, head: str, relation: int, tail: str, how: str, lang: str) -> tuple | None:
+        """What a fact resolved to `tail` (found `how`) adds: its relation once relabelled (None:
+        nothing), its tail, how it was found, and whether the tail is a defined entity to mention."""
+        rel = self.relabel(head, relation, tail, lang)
         if rel is None:
-            return
-        if f.span and how != "unresolved" and tail in self.entities:
-            mentions.append((tail, g.path, f.span[0], f.span[1], "ref"))
-        key = (f.head, rel, tail)
-        if key not in seen:
-            seen.add(key)
-            rows.append((f.head, int(rel), tail, g.path, f.line, how, g.language))
+            return None
+        return int(rel), tail, how, how != "unresolved" and tail in self.entities
 
-    def relabel(self, head: str, rel: Relation, tail: str, lang: str) -> Relation | None:
+    def _add(self, rows, mentions, seen, g: FileGraph, f: Fact, tail: str, how: str) -> None:
+        outcome = self._outcome(f.head, f.relation, tail, how, g.language)
+        if outcome is None:
+            return
+        rel, tail, how, mentioned = outcome
+        if mentioned and f.span:
+            mentions.append((tail, g.path, f.span[0], f.span[1], "ref"))
+        if (f.head, rel, tail) not in seen:
+            seen.add((f.head, rel, tail))
+            rows.append((f.head, rel, tail, g.path, f.line, how, g.language))
+
+    def relabel(self, head: str, rel: int, tail: str, lang: str) -> int | None:
         """Relations that the tail's kind decides: a call of a class instantiates it, etc."""
-        if rel == Relation.INSTANTIATES and tail in self.entities:
-            return None if self.entities[tail].kind in NOT_CALLED else rel
+        found = self.entities.get(tail)
+        if rel == INSTANTIATES and found is not None:
+            return None if found.kind in NOT_CALLED else rel
         if rel not in TAIL_DECIDES:
             return rel
-        kind = self.entities[tail].kind if tail in self.entities else "external"
-        builtin_class = kind == "external" and self.specs[lang].builtin_class(tail)
-        if rel == Relation.CALLS and (kind in CLASSES or builtin_class):
-            return Relation.INSTANTIATES
-        if rel == Relation.INHERITS and kind == "interface" and self.entities[head].kind != "interface":
-            return Relation.IMPLEMENTS
-        if rel == Relation.ACCESSES and kind in CALLABLE:
+        kind = found.kind if found is not None else "external"
+        if rel == CALLS and (kind in CLASSES or kind == "external" and self.specs[lang].builtin_class(tail)):
+            return INSTANTIATES
+        if rel == INHERITS and kind == "interface" and self.entities[head].kind != "interface":
+            return IMPLEMENTS
+        if rel == ACCESSES and kind in CALLABLE:
             return None
-        if rel == Relation.CALLS and kind in NOT_CALLED:
+        if rel == CALLS and kind in NOT_CALLED:
             return None  # a callback argument or attribute: its target is not known statically
-        if rel == Relation.TESTS and (kind not in CALLABLE or is_test_path(self.entities[tail].file)):
+        if rel == TESTS and (kind not in CALLABLE or is_test_path(found.file)):
             return None
         return rel
 
