@@ -356,11 +356,10 @@ class Resolver:
 
     # ----------------------------------------------------------------- triples
 
-    def hierarchy(self, graphs: list[FileGraph]) -> tuple[list[tuple], list[tuple]]:
+    def hierarchy(self, graphs: list[FileGraph]) -> tuple[Columns, Columns]:
         """The `inherits`/`implements` rows (unique) and their `ref` mentions, in file order, each
         base recorded as it is found; after this, `part` may run on any files, in any process."""
-        rows: list[tuple] = []
-        mentions: list[tuple] = []
+        rows, mentions = columns(TRIPLE_COLUMNS), columns(MENTION_COLUMNS)
         seen: set = set()
         for g in graphs:
             for f in g.facts:
@@ -371,13 +370,15 @@ class Resolver:
         self._hierarchy_done = True
         return rows, mentions
 
-    def part(self, graphs: list[FileGraph]) -> tuple[list[tuple], list[tuple], list[tuple]]:
-        """The rows of every other fact of `graphs`, then their `overrides` rows (unique within
-        the part; none has an `inherits`/`implements` relation, so none repeats a hierarchy row),
-        and the `ref` mentions."""
-        rows: list[tuple] = []
+    def part(self, graphs: list[FileGraph]) -> tuple[Columns, list[tuple], Columns]:
+        """The rows of every other fact of `graphs`, then their `overrides` rows (tuples; unique
+        within the part; none has an `inherits`/`implements` relation, so none repeats a hierarchy
+        row), and the `ref` mentions."""
+        rows, mentions = columns(TRIPLE_COLUMNS), columns(MENTION_COLUMNS)
+        heads, rels, tails = rows["head"], rows["relation"], rows["tail"]
+        lines, hows = rows["line"], rows["resolution"]
+        targets, starts, ends = mentions["entity_id"], mentions["start_byte"], mentions["end_byte"]
         overrides: list[tuple] = []
-        mentions: list[tuple] = []
         seen: set = set()
         for g in graphs:
             path, lang = g.path, g.language
@@ -399,10 +400,18 @@ class Resolver:
                     continue
                 rel, tail, how, mentioned = outcome
                 if mentioned and span:
-                    mentions.append((tail, path, span[0], span[1], "ref"))
+                    targets.append(tail)
+                    starts.append(span[0])
+                    ends.append(span[1])
                 if (head, rel, tail) not in seen:
                     seen.add((head, rel, tail))
-                    rows.append((head, rel, tail, path, line, how, lang))
+                    heads.append(head)
+                    rels.append(rel)
+                    tails.append(tail)
+                    lines.append(line)
+                    hows.append(how)
+            fill(rows, file=path, language=lang)
+            fill(mentions, file=path, role="ref")
         for g in graphs:
             self._overrides(g, overrides, seen)
         return rows, overrides, mentions
@@ -415,16 +424,28 @@ class Resolver:
             return None
         return int(rel), tail, how, how != "unresolved" and tail in self.entities
 
-    def _add(self, rows, mentions, seen, g: FileGraph, f: Fact, tail: str, how: str) -> None:
+    def _add(
+        self, rows: Columns, mentions: Columns, seen, g: FileGraph, f: Fact, tail: str, how: str
+    ) -> None:
         outcome = self._outcome(f.head, f.relation, tail, how, g.language)
         if outcome is None:
             return
         rel, tail, how, mentioned = outcome
         if mentioned and f.span:
-            mentions.append((tail, g.path, f.span[0], f.span[1], "ref"))
+            start, end = f.span
+            append(mentions, entity_id=tail, file=g.path, start_byte=start, end_byte=end, role="ref")
         if (f.head, rel, tail) not in seen:
             seen.add((f.head, rel, tail))
-            rows.append((f.head, rel, tail, g.path, f.line, how, g.language))
+            append(
+                rows,
+                head=f.head,
+                relation=rel,
+                tail=tail,
+                file=g.path,
+                line=f.line,
+                resolution=how,
+                language=g.language,
+            )
 
     def relabel(self, head: str, rel: int, tail: str, lang: str) -> int | None:
         """Relations that the tail's kind decides: a call of a class instantiates it, etc."""
@@ -458,3 +479,26 @@ class Resolver:
                         seen.add((e.id, rel, target))
                         rows.append((e.id, int(rel), target, g.path, e.start_line, "hierarchy", g.language))
                     break
+
+
+# ----------------------------------------------------------------------------- rows as columns
+
+Columns = dict[str, list]
+"""Rows of a table as columns, {column: values}: Arrow builds tables from columns (rows of tuples
+would cost a transpose)."""
+
+
+def columns(names: tuple[str, ...]) -> Columns:
+    return {name: [] for name in names}
+
+
+def append(table: Columns, **row) -> None:
+    for name, value in row.items():
+        table[name].append(value)
+
+
+def fill(table: Columns, **value) -> None:
+    """Bring the columns named to the length of the first with one value (a file's path, ...)."""
+    n = len(next(iter(table.values())))
+    for name, v in value.items():
+        table[name] += [v] * (n - len(table[name]))

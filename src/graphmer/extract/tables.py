@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graphmer.extract.records import FileGraph
-from graphmer.extract.resolve import Resolver
+from graphmer.extract.resolve import Columns, Resolver
 from graphmer.languages import LANGUAGES
 from graphmer.relations import NUM_RELATIONS, RELATION_NAMES, RESOLUTIONS, Relation
 
@@ -76,6 +76,12 @@ def rows_table(rows: list[tuple], name: str) -> pa.Table:
     return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
+def columns_table(columns: Columns, name: str) -> pa.Table:
+    """Columns ({name: values}, as `resolve.columns`) as a table of the schema SCHEMAS[name]."""
+    schema = SCHEMAS[name]
+    return pa.Table.from_arrays([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
+
+
 def files_table(rows: list[dict]) -> pa.Table:
     return rows_table([tuple(r[k] for k in SCHEMAS["files"].names) for r in rows], "files")
 
@@ -86,9 +92,9 @@ def part_tables(resolver: Resolver, graphs: list[FileGraph]) -> dict[str, pa.Tab
     rows, overrides, mentions = resolver.part(graphs)
     first = [e for g in graphs for e in g.entities if resolver.entities[e.id] is e]
     return {
-        "rows": rows_table(rows, "triples"),
+        "rows": columns_table(rows, "triples"),
         "overrides": rows_table(overrides, "triples"),
-        "mentions": rows_table(mentions, "mentions"),
+        "mentions": columns_table(mentions, "mentions"),
         "entities": rows_table(
             [(e.id, e.kind, e.name, e.language, e.file, e.start_line, e.end_line) for e in first], "entities"
         ),
@@ -100,21 +106,19 @@ def part_tables(resolver: Resolver, graphs: list[FileGraph]) -> dict[str, pa.Tab
 
 
 def assemble(
-    files: pa.Table, hierarchy: tuple[list, list], parts: list[dict[str, pa.Table]], redefined: set[str]
+    files: pa.Table, hierarchy: tuple[Columns, Columns], parts: list[dict[str, pa.Table]], redefined: set[str]
 ) -> dict[str, pa.Table]:
     """The four tables from the hierarchy rows and mentions and the parts, in file order."""
-    rows, mentions = hierarchy
+    rows, mentions = columns_table(hierarchy[0], "triples"), columns_table(hierarchy[1], "mentions")
     defined = pa.concat_tables([p["entities"] for p in parts])
-    triples = pa.concat_tables(
-        [rows_table(rows, "triples")] + [p["rows"] for p in parts] + [p["overrides"] for p in parts]
-    )
+    triples = pa.concat_tables([rows] + [p["rows"] for p in parts] + [p["overrides"] for p in parts])
     if len(parts) > 1:
         triples = unique_across_parts(triples, defined, redefined)
     return {
         "files": files,
         "entities": pa.concat_tables([defined, externals(triples, defined)]).combine_chunks(),
         "mentions": pa.concat_tables(
-            [p["defs"] for p in parts] + [rows_table(mentions, "mentions")] + [p["mentions"] for p in parts]
+            [p["defs"] for p in parts] + [mentions] + [p["mentions"] for p in parts]
         ).combine_chunks(),
         "triples": triples.combine_chunks(),
     }
