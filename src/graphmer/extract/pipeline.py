@@ -6,9 +6,10 @@ never opened, a name that is not UTF-8 is listed in printable form, nesting too
 deep to extract in linear time is `too_deep`, and an extractor's own failure on
 one file is `extract_error: <exception>`.
 
-Parsing runs in a process pool (results come back as `cache.encode`'s plain tuples);
-resolution (`resolve.py`) runs the hierarchy in this process, then the other facts
-in parts, in processes forked with the resolver, and `tables.py` merges the parts.
+Parsing runs in this process and a pool of the other workers (`share`; results come
+back as `cache.encode`'s plain tuples); resolution (`resolve.py`) runs the hierarchy
+in this process, then the other facts in parts, in this process and processes forked
+with the resolver, and `tables.py` merges the parts.
 The output depends neither on the worker count (ordered maps over a sorted file
 list; parts merged as one pass would write them) nor on whether the parse results
 come from a cache (`cache.py`): only resolution needs the whole corpus, so an
@@ -18,14 +19,24 @@ unchanged file need not be parsed again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -180,11 +191,38 @@ def no_gc():
             gc.enable()
 
 
-def _extract_chunk(args: tuple[list[Task], ExtractConfig, ParseCache | None, bool]) -> list[tuple]:
+def share(
+    pool: Executor | None, remote: Callable, local: Callable, items: list, ahead: int
+) -> Iterator[tuple[int, Any, bool]]:
+    """(index, result, whether it came from the pool) of every item as results come: `remote(item)`
+    in the pool, which is kept `ahead` items ahead, `local(item)` here for the next item whenever
+    the pool has enough. So this process works too rather than waiting on the pool (its results
+    need no pickling), and no process waits on another but for the pool's last items."""
+    pending: dict[int, Future] = {}
+    i = 0
+    while i < len(items) or pending:
+        while pool is not None and i < len(items) and sum(not f.done() for f in pending.values()) < ahead:
+            pending[i] = pool.submit(remote, items[i])
+            i += 1
+        for j in [j for j, f in pending.items() if f.done()]:
+            yield j, pending.pop(j).result(), True
+        if i < len(items):
+            yield i, local(items[i]), False
+            i += 1
+        elif pending:
+            wait(pending.values(), return_when=FIRST_COMPLETED)
+
+
+def pool_of(processes: int) -> contextlib.AbstractContextManager[ProcessPoolExecutor | None]:
+    """A pool of `processes` processes, or None for none."""
+    return ProcessPoolExecutor(processes) if processes > 0 else contextlib.nullcontext()
+
+
+def _extract_chunk(args: tuple[list[Task], ExtractConfig, ParseCache | None], encoded: bool = False) -> list:
     """(FileResult, whether it came from the cache) for each task; from a worker (`encoded`), each
     FileResult as `cache.encode`'s bytes (a cache entry's own): a pickle of plain tuples costs a
     fifth of the objects'."""
-    tasks, cfg, cache, encoded = args
+    tasks, cfg, cache = args
     with no_gc():
         if cache is None:
             out = [(extract_one(t, cfg), None) for t in tasks]
@@ -199,22 +237,22 @@ def parse_all(
     tasks: list[Task], cfg: ExtractConfig, progress: bool = True, cache: ParseCache | None = None
 ) -> tuple[list[FileResult], int]:
     """Every task's row and graph, in task order, from `cfg.resolved_workers` processes (this one
-    when there is a single chunk of `cfg.chunk_files` files: a pool would only add its start-up),
-    and how many came from `cache`."""
+    and a pool of the others, sharing out chunks of `cfg.chunk_files` files), and how many came
+    from `cache`."""
     step = cfg.chunk_files
-    workers = min(cfg.resolved_workers, -(-len(tasks) // step))
-    chunks = [(tasks[i : i + step], cfg, cache, workers > 1) for i in range(0, len(tasks), step)]
+    chunks = [(tasks[i : i + step], cfg, cache) for i in range(0, len(tasks), step)]
+    workers = min(cfg.resolved_workers, len(chunks))
+    remote = functools.partial(_extract_chunk, encoded=True)
     bar = progress_bar(total=len(tasks), desc="extract", unit="file", disable=not progress)
-    results: list[FileResult] = []
+    parts: list[list[FileResult]] = [[] for _ in chunks]
     reused = 0
-    with contextlib.ExitStack() as stack:
-        mapper = map if workers <= 1 else stack.enter_context(ProcessPoolExecutor(workers)).map
-        for part in mapper(_extract_chunk, chunks):
-            results += [decode(r) for r, _ in part] if workers > 1 else [r for r, _ in part]
+    with pool_of(workers - 1) as pool:
+        for i, part, encoded in share(pool, remote, _extract_chunk, chunks, 2 * (workers - 1)):
+            parts[i] = [decode(r) for r, _ in part] if encoded else [r for r, _ in part]
             reused += sum(hit for _, hit in part)
             bar.update(len(part))
     bar.close()
-    return results, reused
+    return [r for part in parts for r in part], reused
 
 
 _SHARED: tuple[Resolver, list[FileGraph]] | None = None
@@ -226,8 +264,10 @@ def _share(resolver: Resolver, graphs: list[FileGraph]) -> None:
     _SHARED = (resolver, graphs)
 
 
-def _resolve_part(bounds: tuple[int, int]) -> dict[str, pa.Table]:
-    resolver, graphs = _SHARED
+def _resolve_part(
+    bounds: tuple[int, int], shared: tuple[Resolver, list[FileGraph]] | None = None
+) -> dict[str, pa.Table]:
+    resolver, graphs = shared or _SHARED
     with no_gc():
         return tables.part_tables(resolver, graphs[bounds[0] : bounds[1]])
 
@@ -236,17 +276,21 @@ def resolve_parts(
     resolver: Resolver, graphs: list[FileGraph], cfg: ExtractConfig
 ) -> list[dict[str, pa.Table]]:
     """Every fact but the hierarchy's resolved, as `tables.part_tables` of runs of
-    `cfg.chunk_files` files, in file order, by `cfg.resolved_workers` processes forked with the
-    resolver (it is large: copying it to a process costs what resolving does); in this process
-    as one part where there is one worker, or no fork (its parts are no different)."""
+    `cfg.chunk_files` files, in file order, by this process and `cfg.resolved_workers` - 1
+    processes forked with the resolver (it is large: copying it to a process costs what resolving
+    does); as one part where there is one worker, or no fork (its parts are no different)."""
     step = cfg.chunk_files
     bounds = [(i, i + step) for i in range(0, len(graphs), step)]
     workers = min(cfg.resolved_workers, len(bounds))
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [tables.part_tables(resolver, graphs)]
     fork = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, fork, initializer=_share, initargs=(resolver, graphs)) as pool:
-        return list(pool.map(_resolve_part, bounds))
+    parts: list[dict[str, pa.Table]] = [{} for _ in bounds]
+    with ProcessPoolExecutor(workers - 1, fork, initializer=_share, initargs=(resolver, graphs)) as pool:
+        here = functools.partial(_resolve_part, shared=(resolver, graphs))
+        for i, part, _ in share(pool, _resolve_part, here, bounds, 2 * (workers - 1)):
+            parts[i] = part
+    return parts
 
 
 def build_tables(results: list[FileResult], cfg: ExtractConfig) -> dict[str, pa.Table]:
