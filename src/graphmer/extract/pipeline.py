@@ -298,7 +298,7 @@ def build_tables(results: list[FileResult], cfg: ExtractConfig) -> dict[str, pa.
     files = tables.files_table([r for r, _ in results])
     graphs = [g for _, g in results if g is not None]
     resolver = Resolver(graphs, SPECS, cfg.resolve_depth)
-    hierarchy = resolver.hierarchy(graphs)
+    hierarchy = tables.hierarchy_tables(resolver, graphs)
     return tables.assemble(files, hierarchy, resolve_parts(resolver, graphs, cfg), resolver.redefined)
 
 

@@ -11,6 +11,7 @@ not defined entities become `external` entities in the order they first appear.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -86,15 +87,28 @@ def files_table(rows: list[dict]) -> pa.Table:
     return rows_table([tuple(r[k] for k in SCHEMAS["files"].names) for r in rows], "files")
 
 
+def hierarchy_tables(resolver: Resolver, graphs: list[FileGraph]) -> dict[str, pa.Table]:
+    """The `inherits`/`implements` rows and their `ref` mentions (`Resolver.hierarchy`) and the
+    tails among them that are no defined entity (`externals`)."""
+    rows, mentions = resolver.hierarchy(graphs)
+    return {
+        "rows": columns_table(rows, "triples"),
+        "mentions": columns_table(mentions, "mentions"),
+        "externals": externals(rows, resolver.entities),
+    }
+
+
 def part_tables(resolver: Resolver, graphs: list[FileGraph]) -> dict[str, pa.Table]:
     """One part of the graph: the rows and `ref` mentions of `graphs`' facts (`Resolver.part`),
-    the entities they define first (`entities`) and the `def` mentions of all they define."""
+    the tails among them that are no defined entity (`externals`), the entities `graphs` define
+    first (`entities`) and the `def` mentions of all they define."""
     rows, overrides, mentions = resolver.part(graphs)
     first = [e for g in graphs for e in g.entities if resolver.entities[e.id] is e]
     return {
         "rows": columns_table(rows, "triples"),
-        "overrides": rows_table(overrides, "triples"),
+        "overrides": rows_table(overrides, "triples"),  # tails that are methods: none is external
         "mentions": columns_table(mentions, "mentions"),
+        "externals": externals(rows, resolver.entities),
         "entities": rows_table(
             [(e.id, e.kind, e.name, e.language, e.file, e.start_line, e.end_line) for e in first], "entities"
         ),
@@ -106,19 +120,25 @@ def part_tables(resolver: Resolver, graphs: list[FileGraph]) -> dict[str, pa.Tab
 
 
 def assemble(
-    files: pa.Table, hierarchy: tuple[Columns, Columns], parts: list[dict[str, pa.Table]], redefined: set[str]
+    files: pa.Table, hierarchy: dict[str, pa.Table], parts: list[dict[str, pa.Table]], redefined: set[str]
 ) -> dict[str, pa.Table]:
-    """The four tables from the hierarchy rows and mentions and the parts, in file order."""
-    rows, mentions = columns_table(hierarchy[0], "triples"), columns_table(hierarchy[1], "mentions")
+    """The four tables from the hierarchy's tables and the parts, in file order. A row that
+    `unique_across_parts` drops repeats an earlier one, tail and all, so the externals of all rows
+    first used are those of the rows kept."""
     defined = pa.concat_tables([p["entities"] for p in parts])
-    triples = pa.concat_tables([rows] + [p["rows"] for p in parts] + [p["overrides"] for p in parts])
+    triples = pa.concat_tables(
+        [hierarchy["rows"]] + [p["rows"] for p in parts] + [p["overrides"] for p in parts]
+    )
     if len(parts) > 1:
         triples = unique_across_parts(triples, defined, redefined)
+    outside = first_of_each(
+        pa.concat_tables([hierarchy["externals"]] + [p["externals"] for p in parts]), "id"
+    )
     return {
         "files": files,
-        "entities": pa.concat_tables([defined, externals(triples, defined)]).combine_chunks(),
+        "entities": pa.concat_tables([defined, outside]).combine_chunks(),
         "mentions": pa.concat_tables(
-            [p["defs"] for p in parts] + [mentions] + [p["mentions"] for p in parts]
+            [p["defs"] for p in parts] + [hierarchy["mentions"]] + [p["mentions"] for p in parts]
         ).combine_chunks(),
         "triples": triples.combine_chunks(),
     }
@@ -153,17 +173,27 @@ def unique_across_parts(triples: pa.Table, defined: pa.Table, redefined: set[str
     return triples.filter(pa.array(keep))
 
 
-def externals(triples: pa.Table, defined: pa.Table) -> pa.Table:
-    """Every tail that is not a defined entity (kind `external`, no file), in order of first use,
-    with the language of the triple that first uses it."""
-    ids = defined["id"].combine_chunks()
-    outside = triples.filter(pc.invert(pc.is_in(triples["tail"], value_set=ids)))
+def externals(rows: Columns, defined: Mapping[str, object]) -> pa.Table:
+    """Every tail of `rows` that is not a `defined` entity (kind `external`, no file), in order of
+    first use, with the language of the row that first uses it."""
     first: dict[str, str] = {}
-    for tail, lang in zip(outside["tail"].to_pylist(), outside["language"].to_pylist()):
-        first.setdefault(tail, lang)
+    for tail, lang in zip(rows["tail"], rows["language"]):
+        if tail not in defined:
+            first.setdefault(tail, lang)
     return rows_table(
         [(t, "external", short_name(t), lang, None, None, None) for t, lang in first.items()], "entities"
     )
+
+
+def first_of_each(table: pa.Table, key: str) -> pa.Table:
+    """The rows of `table` whose `key` no earlier row has."""
+    seen: set = set()
+    keep = []
+    for i, k in enumerate(table[key].to_pylist()):
+        if k not in seen:
+            seen.add(k)
+            keep.append(i)
+    return table.take(pa.array(keep, pa.int64()))
 
 
 def short_name(entity_id: str) -> str:
