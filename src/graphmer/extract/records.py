@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import operator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -86,10 +87,18 @@ def captures(query, root) -> dict[str, list]:
     guaranteed, and which of two definitions of one id comes first must not vary)."""
     from tree_sitter import QueryCursor
 
-    return {
-        name: sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
-        for name, nodes in QueryCursor(query).captures(root).items()
-    }
+    return {name: document_order(nodes) for name, nodes in QueryCursor(query).captures(root).items()}
+
+
+def document_order(nodes: list) -> list:
+    """`nodes` by start, the outer of two that start together first: sorted by end descending,
+    then (stable) by start, which reads each offset through C rather than a Python key function."""
+    nodes = sorted(nodes, key=_END, reverse=True)
+    nodes.sort(key=_START)
+    return nodes
+
+
+_START, _END = operator.attrgetter("start_byte"), operator.attrgetter("end_byte")
 
 
 def text(node) -> str:
