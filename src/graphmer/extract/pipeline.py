@@ -26,14 +26,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,25 +185,28 @@ def no_gc():
 
 
 def share(
-    pool: Executor | None, remote: Callable, local: Callable, items: list, ahead: int
+    pool: Executor | None, remote: Callable, local: Callable, items: list
 ) -> Iterator[tuple[int, Any, bool]]:
-    """(index, result, whether it came from the pool) of every item as results come: `remote(item)`
-    in the pool, which is kept `ahead` items ahead, `local(item)` here for the next item whenever
-    the pool has enough. So this process works too rather than waiting on the pool (its results
-    need no pickling), and no process waits on another but for the pool's last items."""
-    pending: dict[int, Future] = {}
-    i = 0
-    while i < len(items) or pending:
-        while pool is not None and i < len(items) and sum(not f.done() for f in pending.values()) < ahead:
-            pending[i] = pool.submit(remote, items[i])
-            i += 1
-        for j in [j for j, f in pending.items() if f.done()]:
-            yield j, pending.pop(j).result(), True
-        if i < len(items):
-            yield i, local(items[i]), False
-            i += 1
-        elif pending:
-            wait(pending.values(), return_when=FIRST_COMPLETED)
+    """(index, result, whether it came from the pool) of every item: `remote(item)` in the pool,
+    which takes the items from the front, `local(item)` in this process, which takes them from the
+    back (each one the pool has not started yet), until they meet. So this process works too rather
+    than waiting on the pool (and its results need no pickling), the pool is never short of work,
+    and the one waits on the other only for the pool's last item or two."""
+    if pool is None:
+        yield from ((i, local(item), False) for i, item in enumerate(items))
+        return
+    futures = [pool.submit(remote, item) for item in items]
+    first, end = 0, len(items)  # the pool's items: [0, end); its results handed on: [0, first)
+    while True:
+        while first < end and futures[first].done():
+            yield first, futures[first].result(), True
+            first += 1
+        if first == end or not futures[end - 1].cancel():
+            break
+        end -= 1
+        yield end, local(items[end]), False
+    for i in range(first, end):
+        yield i, futures[i].result(), True
 
 
 def pool_of(processes: int) -> contextlib.AbstractContextManager[ProcessPoolExecutor | None]:
@@ -247,7 +243,7 @@ def parse_all(
     parts: list[list[FileResult]] = [[] for _ in chunks]
     reused = 0
     with pool_of(workers - 1) as pool:
-        for i, part, encoded in share(pool, remote, _extract_chunk, chunks, 2 * (workers - 1)):
+        for i, part, encoded in share(pool, remote, _extract_chunk, chunks):
             parts[i] = [decode(r) for r, _ in part] if encoded else [r for r, _ in part]
             reused += sum(hit for _, hit in part)
             bar.update(len(part))
@@ -288,7 +284,7 @@ def resolve_parts(
     parts: list[dict[str, pa.Table]] = [{} for _ in bounds]
     with ProcessPoolExecutor(workers - 1, fork, initializer=_share, initargs=(resolver, graphs)) as pool:
         here = functools.partial(_resolve_part, shared=(resolver, graphs))
-        for i, part, _ in share(pool, _resolve_part, here, bounds, 2 * (workers - 1)):
+        for i, part, _ in share(pool, _resolve_part, here, bounds):
             parts[i] = part
     return parts
 
