@@ -198,8 +198,9 @@ class FileState:
 
     def member(self, owner: str, kind: str, relation: Relation, name_node, node) -> str:
         """Define `owner.<name>` (a parameter or field) and the fact that `owner` has it; its id."""
-        mid = f"{owner}.{text(name_node)}"
-        self.entity(mid, kind, text(name_node), node, owner, name_node)
+        name = text(name_node)
+        mid = f"{owner}.{name}"
+        self.entity(mid, kind, name, node, owner, name_node)
         self.g.add(owner, relation, exact(mid), node, name_node)
         return mid
 
