@@ -24,6 +24,8 @@ import gc
 import hashlib
 import multiprocessing
 import os
+import pickle
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -191,22 +193,43 @@ def share(
     which takes the items from the front, `local(item)` in this process, which takes them from the
     back (each one the pool has not started yet), until they meet. So this process works too rather
     than waiting on the pool (and its results need no pickling), the pool is never short of work,
-    and the one waits on the other only for the pool's last item or two."""
+    and the one waits on the other only for the pool's last item or two. The pool's results come
+    back through files: through the pool's pipe they would be read by its manager thread, which
+    waits for the GIL while this process works (tree-sitter parses without releasing it), and the
+    worker would stall on the full pipe meanwhile (half its time, resolving)."""
     if pool is None:
         yield from ((i, local(item), False) for i, item in enumerate(items))
         return
-    futures = [pool.submit(remote, item) for item in items]
-    first, end = 0, len(items)  # the pool's items: [0, end); its results handed on: [0, first)
-    while True:
-        while first < end and futures[first].done():
-            yield first, futures[first].result(), True
-            first += 1
-        if first == end or not futures[end - 1].cancel():
-            break
-        end -= 1
-        yield end, local(items[end]), False
-    for i in range(first, end):
-        yield i, futures[i].result(), True
+    with tempfile.TemporaryDirectory(prefix="graphmer-share-") as folder:
+        futures = [
+            pool.submit(_to_file, remote, os.path.join(folder, str(i)), item) for i, item in enumerate(items)
+        ]
+        first, end = 0, len(items)  # the pool's items: [0, end); its results handed on: [0, first)
+        while True:
+            while first < end and futures[first].done():
+                yield first, _from_file(futures[first].result()), True
+                first += 1
+            if first == end or not futures[end - 1].cancel():
+                break
+            end -= 1
+            yield end, local(items[end]), False
+        for i in range(first, end):
+            yield i, _from_file(futures[i].result()), True
+
+
+def _to_file(fn: Callable, path: str, item: Any) -> str:
+    """In a worker: fn(item), pickled to `path`."""
+    with open(path, "wb") as f:
+        pickle.dump(fn(item), f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _from_file(path: str) -> Any:
+    """What `_to_file` wrote to `path`; the file is removed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    return pickle.loads(data)
 
 
 def pool_of(processes: int) -> contextlib.AbstractContextManager[ProcessPoolExecutor | None]:
