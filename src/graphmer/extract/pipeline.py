@@ -6,10 +6,10 @@ never opened, a name that is not UTF-8 is listed in printable form, nesting too
 deep to extract in linear time is `too_deep`, and an extractor's own failure on
 one file is `extract_error: <exception>`.
 
-Parsing runs in this process and a pool of the other workers (`share`; results come
-back as `cache.encode`'s plain tuples); resolution (`resolve.py`) runs the hierarchy
-in this process, then the other facts in parts, in this process and processes forked
-with the resolver, and `tables.py` merges the parts.
+Parsing runs in this process and a pool of the other workers (`share`; the pool's
+results come back through scratch files, as `cache.encode`'s plain tuples); resolution
+(`resolve.py`) runs the hierarchy in this process, then the other facts in parts, in
+this process and processes forked with the resolver, and `tables.py` merges the parts.
 The output depends neither on the worker count (ordered maps over a sorted file
 list; parts merged as one pass would write them) nor on whether the parse results
 come from a cache (`cache.py`): only resolution needs the whole corpus, so an
@@ -237,7 +237,9 @@ def pool_of(processes: int) -> contextlib.AbstractContextManager[ProcessPoolExec
     return ProcessPoolExecutor(processes) if processes > 0 else contextlib.nullcontext()
 
 
-def _extract_chunk(args: tuple[list[Task], ExtractConfig, ParseCache | None], encoded: bool = False) -> list:
+def _extract_chunk(
+    args: tuple[list[Task], ExtractConfig, ParseCache | None], encoded: bool = False
+) -> list[tuple]:
     """(FileResult, whether it came from the cache) for each task; from a worker (`encoded`), each
     FileResult as `cache.encode`'s bytes (a cache entry's own): a pickle of plain tuples costs a
     fifth of the objects'."""
