@@ -88,6 +88,30 @@ def test_same_output_with_one_or_two_workers(tmp_path):
     assert len(one["triples"]) > 30
 
 
+@pytest.mark.parametrize("broken", ["no_temp_folder", "full_disk"])
+def test_two_workers_without_a_writable_temp_folder(tmp_path, monkeypatch, broken):
+    """The pool's results come back through temporary files; where none can be written they come
+    back through its pipe: the same tables, no error."""
+    import pickle
+    import tempfile
+
+    files = {f"pkg/m{i}.py": f"def f{i}():\n    return f{(i + 1) % 5}()\n" for i in range(5)}
+    files["pkg/__init__.py"] = ""
+    one = extract_tables(tmp_path / "one", files, ExtractConfig(workers=1))
+    if broken == "no_temp_folder":
+        (tmp_path / "not_a_folder").write_text("")
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not_a_folder"))
+    else:
+
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(pickle, "dump", full)  # the workers fork after this: theirs fails too
+    two = extract_tables(tmp_path / "two", files, ExtractConfig(workers=2, chunk_files=2))
+    for name in one:
+        pd.testing.assert_frame_equal(one[name], two[name])
+
+
 def test_resolution_labels(tmp_path):
     t = extract_tables(
         tmp_path,

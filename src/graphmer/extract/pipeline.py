@@ -196,13 +196,15 @@ def share(
     and the one waits on the other only for the pool's last item or two. The pool's results come
     back through files: through the pool's pipe they would be read by its manager thread, which
     waits for the GIL while this process works (tree-sitter parses without releasing it), and the
-    worker would stall on the full pipe meanwhile (half its time, resolving)."""
+    worker would stall on the full pipe meanwhile (half its time, resolving). Where no file can
+    be written (no temporary folder, a full disk), a result comes back through the pipe."""
     if pool is None:
         yield from ((i, local(item), False) for i, item in enumerate(items))
         return
-    with tempfile.TemporaryDirectory(prefix="graphmer-share-") as folder:
+    with _share_folder() as folder:
         futures = [
-            pool.submit(_to_file, remote, os.path.join(folder, str(i)), item) for i, item in enumerate(items)
+            pool.submit(_to_file, remote, folder and os.path.join(folder, str(i)), item)
+            for i, item in enumerate(items)
         ]
         first, end = 0, len(items)  # the pool's items: [0, end); its results handed on: [0, first)
         while True:
@@ -217,18 +219,41 @@ def share(
             yield i, _from_file(futures[i].result()), True
 
 
-def _to_file(fn: Callable, path: str, item: Any) -> str:
-    """In a worker: fn(item), pickled to `path`."""
-    with open(path, "wb") as f:
-        pickle.dump(fn(item), f, protocol=pickle.HIGHEST_PROTOCOL)
-    return path
+@contextlib.contextmanager
+def _share_folder() -> Iterator[str | None]:
+    """A temporary folder for the pool's results, removed after; None where none can be made."""
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="graphmer-share-", ignore_cleanup_errors=True)
+    except OSError:
+        yield None
+        return
+    with folder as path:
+        yield path
 
 
-def _from_file(path: str) -> Any:
-    """What `_to_file` wrote to `path`; the file is removed."""
-    with open(path, "rb") as f:
+def _to_file(fn: Callable, path: str | None, item: Any) -> tuple[bool, Any]:
+    """In a worker: fn(item), pickled to `path` (True, path); where that file cannot be written,
+    the result itself (False, result), for the pool's pipe to carry."""
+    result = fn(item)
+    if path is not None:
+        try:
+            with open(path, "wb") as f:
+                pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+            return True, path
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    return False, result
+
+
+def _from_file(sent: tuple[bool, Any]) -> Any:
+    """What `_to_file` sent: read from its file (then removed), or the result itself."""
+    in_file, value = sent
+    if not in_file:
+        return value
+    with open(value, "rb") as f:
         data = f.read()
-    os.unlink(path)
+    os.unlink(value)
     return pickle.loads(data)
 
 
