@@ -41,6 +41,11 @@ class LanguageSpec:
     stars_bind: bool = True  # a star import binds its names in the file (Python), or only re-exports (JS)
 
 
+def unresolved(prefix: str, name: str) -> tuple[str, str]:
+    """The tail of a member whose target is unknown (`py:?.append`), and its label."""
+    return f"{prefix}?.{name}", "unresolved"
+
+
 def looks_like_class(tail: str) -> bool:
     """An id outside the corpus names a class by the convention of all three languages: its last
     name is capitalized (`py:requests.Session`, not `py:json.loads`)."""
@@ -227,9 +232,7 @@ class Resolver:
         prefix = self.specs[lang].prefix
         if ref.kind == "self" and ref.scope not in self.entities:  # JS `this` of `proto.m = function`
             sibling = f"{ref.scope}.{ref.text}"
-            return (
-                (sibling, "exact") if sibling in self.entities else (prefix + "?." + ref.text, "unresolved")
-            )
+            return (sibling, "exact") if sibling in self.entities else unresolved(prefix, ref.text)
         if ref.kind in ("self", "super"):
             found = self.in_hierarchy(ref.scope, ref.text, include_self=ref.kind == "self")
             if found:
@@ -239,12 +242,12 @@ class Resolver:
                 found = self.in_outer(ref.scope, ref.text)
                 if found:
                     return found
-            return self.outside(ref.scope, ref.text, "hierarchy") or (prefix + "?." + ref.text, "unresolved")
+            return self.outside(ref.scope, ref.text, "hierarchy") or unresolved(prefix, ref.text)
         if ref.kind == "typed":
             return self.member_of(self.instance_class(ref.receiver, file, lang), ref.text, lang)
         parts = ref.text.split(".")
         if ref.kind == "member":
-            return prefix + "?." + parts[-1], "unresolved"
+            return unresolved(prefix, parts[-1])
         found = self.name(parts[0], ref.scope, file, lang)
         if found is None and len(parts) > 1 and self.specs[lang].qualified_names:
             found = self.path(prefix + ref.text) or (prefix + ref.text, "exact")
@@ -256,14 +259,14 @@ class Resolver:
                 else self._unique_owner.get((lang, parts[0]))
             )
             if unique is None:
-                return prefix + "?." + parts[-1], "unresolved"
+                return unresolved(prefix, parts[-1])
             found = unique, "name"
         tail, how = found
         for part in parts[1:]:
             if tail in self.entities:
                 step = self.member(tail, part)
                 if step is None:
-                    return prefix + "?." + parts[-1], "unresolved"
+                    return unresolved(prefix, parts[-1])
                 tail = step[0]
                 how = how if step[1] == "exact" else step[1]
             else:
@@ -311,9 +314,11 @@ class Resolver:
             return value[1]
         if value[0] == "type":
             tail, how = self.resolve(Ref("dotted", value[1], value[2]), file, lang)
-            if how != "unresolved" and tail not in self.entities and tail.endswith(":default"):
-                return tail if looks_like_class(value[1]) else None  # `import Ext from 'ext'`
-            return None if how == "unresolved" else self.instance_of(tail, depth)
+            if how == "unresolved":
+                return None
+            if tail not in self.entities and tail.endswith(":default"):  # `import Ext from 'ext'`
+                return tail if looks_like_class(value[1]) else None
+            return self.instance_of(tail, depth)
         if value[0] == "attr":
             owner = self.instance_class(value[1], file, lang, depth + 1)
             found = self.in_hierarchy(owner, value[2]) if owner in self.entities else None
@@ -346,13 +351,13 @@ class Resolver:
         """`name` of an instance of `cls` (`instance_class`), labelled `inferred`."""
         prefix = self.specs[lang].prefix
         if cls is None:
-            return prefix + "?." + name, "unresolved"
+            return unresolved(prefix, name)
         if cls not in self.entities:
             return self.extension(cls, name, lang) or f"{cls}.{name}", "inferred"
         found = self.in_hierarchy(cls, name)
         if found:
             return found, "inferred"
-        return self.outside(cls, name, "inferred") or (prefix + "?." + name, "unresolved")
+        return self.outside(cls, name, "inferred") or unresolved(prefix, name)
 
     # ----------------------------------------------------------------- triples
 
