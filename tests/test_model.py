@@ -19,6 +19,7 @@ from graphmer.model import (
     span_matches,
     total_loss,
 )
+from graphmer.relations import NUM_RELATIONS
 from tests.tiny import L, R, tiny_config
 
 INPUTS = ("input_ids", "attention_mask", "root_index", "slot", "leaf_relation", "head_end")
@@ -419,3 +420,72 @@ def test_flex_attention_cannot_train_the_whole_model_on_the_cpu(tiny):
     b = batch_of(tiny)
     with pytest.raises(NotImplementedError, match="backward on CPU"):
         flex(*(b[k] for k in INPUTS))
+
+
+# --------------------------------------------------------------------------- tail memory
+
+
+def _memory_model(vocab_size, names, counts, gate_bias, **overrides):
+    torch.manual_seed(0)
+    model = GraphMERT(tiny_config(vocab_size, memory=True, memory_size=len(names), **overrides)).eval()
+    model.memory.fill(names, torch.as_tensor(counts))
+    with torch.no_grad():
+        model.memory.gate.weight.zero_()
+        model.memory.gate.bias.fill_(gate_bias)
+    return model
+
+
+def test_the_memory_starts_at_each_relations_tail_prior_over_names_of_the_groups_length():
+    """With no content match (query weights 0), p_mem is the training graph's count of each name
+    as the relation's tail, among the names of the group's length; a group no name fits has
+    its memory gate shut."""
+    counts = torch.zeros(NUM_RELATIONS, 3, dtype=torch.long)
+    counts[0] = torch.tensor([3, 1, 0])
+    counts[1] = torch.tensor([0, 2, 5])
+    model = _memory_model(50, [(5,), (6,), (7, 8)], counts, gate_bias=0.0)
+    with torch.no_grad():
+        model.memory.query.weight.zero_()
+        model.memory.query.bias.zero_()
+        out = model.memory(
+            torch.randn(4, 32), torch.tensor([0, 1, 1, 0]), torch.tensor([1, 1, 2, 2]), model.tok.weight
+        )
+    p = out.log_p.exp()
+    assert p[0].tolist() == pytest.approx([0.75, 0.25, 0.0])
+    assert p[1].tolist() == pytest.approx([0.0, 1.0, 0.0])  # relation 1's only tail of length 1
+    assert p[2].tolist() == pytest.approx([0.0, 0.0, 1.0])
+    assert out.log_gate[3] == float("-inf") and out.log_keep[3] == 0  # relation 0 has no 2-token tail
+    targets = torch.tensor([[7, 8, IGNORE], [6, IGNORE, IGNORE], [9, IGNORE, IGNORE]])
+    assert model.memory.rows_of(targets).tolist() == [2, 1, -1]
+
+
+def test_a_memory_gate_forced_open_gives_a_tail_its_memory_probability(tiny):
+    """Copy path off, memory gate ~1: log p(tail) is the memory's log-probability of the target's
+    name, and a target the memory does not hold gets (almost) nothing."""
+    from graphmer.train import tail_names
+
+    names, counts = tail_names(tiny["paths"].samples, L)
+    model = _memory_model(tiny["vocab_size"], names, counts, gate_bias=1e4, copy=False)
+    batch = batch_of(tiny, n=8)
+    b, first, targets = _groups_with_tails(batch)
+    with torch.no_grad():
+        hidden = model(*(batch[k] for k in INPUTS))
+        mem = model.remember(hidden, batch, b, first)
+        logp, guess = model.tail_logprobs(hidden, batch, b, first, targets)
+    rows = model.memory.rows_of(targets)
+    held = (rows >= 0) & torch.isfinite(mem.log_gate)
+    assert held.sum() > 0
+    for i in range(len(b)):
+        if held[i]:
+            assert float(logp[i]) == pytest.approx(float(mem.log_p[i, rows[i]]), abs=1e-4)
+            top = model.memory.names[mem.log_p[i].argmax()]
+            assert guess[i].tolist() == torch.where(targets[i] != IGNORE, top, IGNORE).tolist()
+    finite = torch.isfinite(mem.log_p[held])
+    assert torch.allclose(mem.log_p[held].exp().sum(1), torch.ones(int(held.sum())), atol=1e-4)
+    # only names of the group's relation compete
+    relation = batch["leaf_relation"][b, first][held]
+    assert not (finite & ~model.memory.member[relation]).any()
+
+
+def test_without_the_memory_there_is_no_memory_table(tiny):
+    model = GraphMERT(tiny_config(tiny["vocab_size"], memory=False, memory_size=7))
+    assert model.memory is None and not any("memory" in k for k in model.state_dict())

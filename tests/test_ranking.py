@@ -17,6 +17,7 @@ from graphmer.ranking import (
     rank_metrics,
     score_candidates,
 )
+from graphmer.relations import NUM_RELATIONS
 from graphmer.tokenizer import MASK, PAD
 from tests.tiny import L, R, tiny_config
 
@@ -177,3 +178,23 @@ def test_scores_do_not_depend_on_the_true_tails_length_or_id(setup):
         assert v["leaf_tail"][q.anchor] == -1 and not v["leaf_copyable"][q.anchor]
     a, b = answer(model, items, [cands, cands], graph=True, batch_size=8)
     assert torch.allclose(a, b)
+
+
+def test_score_mixes_in_the_memorys_probability_of_each_candidates_name():
+    """A candidate the model's tail memory holds gets (1 - h) p_vocab + h p_mem; one it does not
+    hold gets (1 - h) p_vocab alone."""
+    counts = torch.zeros(NUM_RELATIONS, 2, dtype=torch.long)
+    counts[0] = torch.tensor([1, 1])
+    model = GraphMERT(tiny_config(20, roots=4, leaves=3, memory=True, memory_size=2))
+    model.memory.fill([(4, 5), (3,)], counts)
+    lp = {1: torch.log_softmax(torch.randn(1, 10), -1), 2: torch.log_softmax(torch.randn(2, 10), -1)}
+    cands = Candidates.from_lists([[3], [4, 5], [6, 7]], ["a", "b", "c"], [0, 0, 0], 3)
+    gates = {"mem_gate": float(np.log(0.25)), "mem_keep": float(np.log(0.75)), "memory": model.memory}
+    out = {n: GroupOutput(v, **gates) for n, v in lp.items()}
+    out[1].log_mem = torch.tensor([float("-inf"), 0.0])  # all of the length-1 mass on name 1: `3`
+    out[2].log_mem = torch.tensor([torch.tensor(0.6).log(), float("-inf")])
+    s = (score_candidates(out, cands) - cands.log_length_prior[cands.lengths]).exp()
+    assert float(s[0]) == pytest.approx(0.75 * float(lp[1][0, 3].exp()) + 0.25, abs=1e-5)
+    vocab = float((lp[2][0, 4] + lp[2][1, 5]).exp())
+    assert float(s[1]) == pytest.approx(0.75 * vocab + 0.25 * 0.6, abs=1e-5)
+    assert float(s[2]) == pytest.approx(0.75 * float((lp[2][0, 6] + lp[2][1, 7]).exp()), abs=1e-6)

@@ -216,3 +216,26 @@ def test_system_metrics_report_cpu_and_ram():
     m = system_metrics(torch.device("cpu"))
     assert {"system/cpu_percent", "system/ram_used_gb", "system/ram_percent"} <= set(m)
     assert m["system/ram_used_gb"] > 0
+
+
+def test_a_model_with_the_tail_memory_trains_resumes_and_loads_with_the_training_graphs_names(tiny, tmp_path):
+    from graphmer.model import GraphMERT
+    from graphmer.train import tail_names
+
+    cfg = tiny_config(tiny["vocab_size"], memory=True)
+    train(cfg, CFG, SAMPLES, paths(tiny, tmp_path / "straight"), progress=False)
+    broken = paths(tiny, tmp_path / "broken")
+    train(cfg, CFG, SAMPLES, broken, progress=False, stop_after=3)
+    train(cfg, CFG, SAMPLES, broken, progress=False)  # resumed at step 2
+    a, b = weights(tmp_path / "straight"), weights(broken.models)
+    assert "memory.bias" in a and a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    names, counts = tail_names(tiny["paths"].samples, L)
+    model = GraphMERT.from_pretrained(tmp_path / "straight")
+    assert model.cfg.memory_size == len(names) > 0
+    assert model.memory.rows() == {n: i for i, n in enumerate(names)}
+    assert torch.equal(model.memory.member, counts > 0)
+    start = GraphMERT(model.cfg)
+    start.memory.fill(names, counts)
+    assert not torch.equal(model.memory.bias, start.memory.bias)  # trained from its prior

@@ -43,7 +43,7 @@ def model_card(params: dict[str, Any], model: dict, metrics: dict[str, dict]) ->
         f"{model['layers']} layers, hidden {model['hidden']}, {model['heads']} heads, FFN {model['ffn']}, "
         f"vocabulary {model['vocab_size']}, {model['roots']} roots x {model['leaves']} leaf slots"
     )
-    parts = ", ".join(k for k in ("hgat", "decay_mask", "relation_bias", "copy") if model.get(k))
+    parts = ", ".join(k for k in ("hgat", "decay_mask", "relation_bias", "copy", "memory") if model.get(k))
     tcfg = params["train"]
     lines = [
         "---",

@@ -24,7 +24,7 @@ from torch import nn
 from graphmer import GraphmerError, atomic
 from graphmer.config import ModelConfig, PathsConfig, SamplesConfig, TrainConfig
 from graphmer.model import CONFIG_FILE, WEIGHTS_FILE, GraphMERT, read_model_config, shape_mismatch
-from graphmer.samples import TAILS_TABLE, windows_table
+from graphmer.samples import CANDIDATES_TABLE, TAILS_TABLE, windows_table
 from graphmer.tokenizer import load as load_tokenizer
 
 # --------------------------------------------------------------------------- a trained model
@@ -88,7 +88,8 @@ def fingerprint(
     )
     code = [Path(__file__).with_name(m) for m in TRAINING_CODE]
     windows = paths.samples / windows_table("train")
-    for f in (windows, paths.samples / TAILS_TABLE, paths.tokenizer, *code):
+    tables = (windows, paths.samples / TAILS_TABLE, paths.samples / CANDIDATES_TABLE)  # the memory's names
+    for f in (*tables, paths.tokenizer, *code):
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()[:16]
 

@@ -335,6 +335,10 @@ class ModelSection:
     """Learned per-relation, per-head bias on root<->leaf edges."""
     copy: bool = True
     """Copy path: leaf prediction may point at the window's roots (pointer-generator)."""
+    memory: bool = False
+    """Tail memory: leaf prediction may name a tail of the training graph as a whole (a classifier
+    over its tail names, conditioned on the relation and the tail's length). Off: at 500 CPU steps
+    it lowered dev tail MRR (README)."""
     attention: str = "sdpa"
     """sdpa | flex: the graph bias as one dense (B, H, N, N) attn_mask of scaled_dot_product_attention,
     or computed per entry inside FlexAttention (no such tensor; needs CUDA to train)."""
@@ -353,6 +357,7 @@ class ModelSection:
             "decay_mask": self.decay_mask,
             "relation_bias": self.relation_bias,
             "copy": self.copy,
+            "memory": self.memory,
             "attention": self.attention,
         }
 
@@ -382,6 +387,8 @@ class ModelConfig:
     decay_mask: bool = default_of(ModelSection, "decay_mask")
     relation_bias: bool = default_of(ModelSection, "relation_bias")
     copy: bool = default_of(ModelSection, "copy")
+    memory: bool = default_of(ModelSection, "memory")
+    memory_size: int = 0  # tail names in the memory: set by training from samples/candidates.parquet
     decay_lambda: float = 0.6  # attention decays as lambda ** distance (GraphMERT, arXiv 2510.09580)
     max_head_tokens: int = 8  # head spans longer than this feed H-GAT their first tokens
     attention: str = default_of(ModelSection, "attention")
@@ -587,6 +594,7 @@ MODEL_RANGES: dict[str, Range] = {
     **{key: range_of(ModelSection, key) for key in (*SIZES, "dropout")},
     "decay_lambda": OPEN_UNIT,  # attention decays as lambda ** distance
     "max_head_tokens": COUNT,
+    "memory_size": Range(0, 2**22),  # tail names; the default corpus has about 30K
 }
 
 

@@ -29,6 +29,15 @@ Design choices:
   annotations, decorators, callees) are written in the code next to their head, and the
   tokenizer gives a name the same ids in the code and in the leaves, so copying is a
   lookup the model can learn in few steps.
+- Tail memory (`memory`): a leaf group may also name its tail as a whole, from the tail
+  names of the training graph (a classifier over them, as KG-completion encoders score
+  entities): the group's first slot is matched against each name's mean token embedding
+  (tied to the input embedding, so names that share pieces share evidence), plus a learned
+  bias per relation and name, initialized to the log of its count as that relation's tail
+  in the training graph (an output layer initialized to the class prior). Only names of the
+  group's relation and length compete. A second gate mixes it with the vocabulary's
+  tokens, so a tail that is neither in the window nor spelled out token by token well (a
+  caught `ValidationError`, a raised `Http404`) is one decision, as for copying.
 """
 
 from __future__ import annotations
@@ -51,7 +60,7 @@ from graphmer import GraphmerError, atomic, one_line
 from graphmer.config import ModelConfig
 from graphmer.loader import IGNORE
 from graphmer.relations import NUM_RELATIONS
-from graphmer.tokenizer import SPECIAL_TOKENS
+from graphmer.tokenizer import PAD, SPECIAL_TOKENS
 
 # A trained model's folder (`save_pretrained`, Hugging Face's layout): its settings and weights.
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
@@ -263,6 +272,84 @@ def _bucket(offset: torch.Tensor) -> torch.Tensor:
     return offset.clamp(-COPY_OFFSETS, COPY_OFFSETS) + COPY_OFFSETS
 
 
+# --------------------------------------------------------------------------- tail memory
+
+
+class TailMemory(nn.Module):
+    """A classifier over the training graph's tail names, one per leaf group:
+    p_mem(n | group) = softmax over the names n of the group's relation and length of
+    (W q) . e_n / sqrt(d) + b[r, n], e_n the mean token embedding of n (tied), b[r, n] initialized
+    to log count(r, n) in the training graph. Its gate h mixes it into the generator:
+    p_gen(tail) = (1 - h) prod_s p_vocab,s(t_s) + h p_mem(tail)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        n = cfg.memory_size
+        self.register_buffer("names", torch.full((n, cfg.leaves), PAD, dtype=torch.long))
+        self.register_buffer("member", torch.zeros(NUM_RELATIONS, n, dtype=torch.bool))
+        self.query = nn.Linear(cfg.hidden, cfg.hidden)
+        self.gate = nn.Linear(cfg.hidden, 1)
+        self.bias = nn.Parameter(torch.zeros(NUM_RELATIONS, n))
+        self._rows: dict[tuple[int, ...], int] | None = None
+
+    @torch.no_grad()
+    def fill(self, names: list[tuple[int, ...]], counts: torch.Tensor) -> None:
+        """The names (leaf ids, each at most L) and their counts (NUM_RELATIONS, N) as each
+        relation's tail in the training graph; a name counted 0 for r is no answer of r."""
+        if counts.shape != self.member.shape or len(names) != len(self.names):
+            raise GraphmerError(f"a memory of {len(self.names)} names cannot hold {len(names)}")
+        self.names.fill_(PAD)
+        for i, ids in enumerate(names):
+            self.names[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        self.member.copy_(counts > 0)
+        self.bias.copy_(torch.where(counts > 0, counts.float().clamp(min=1).log(), 0.0))
+        self._rows = None
+
+    def rows(self) -> dict[tuple[int, ...], int]:
+        """Leaf ids -> memory row (built once)."""
+        if self._rows is None:
+            ids = self.names.tolist()
+            self._rows = {tuple(x for x in row if x != PAD): i for i, row in enumerate(ids)}
+        return self._rows
+
+    def rows_of(self, targets: torch.Tensor) -> torch.Tensor:
+        """(G,) the memory row of each target tail (G, L), `IGNORE` after it; -1 if none."""
+        rows = self.rows()
+        found = [rows.get(tuple(x for x in t if x != IGNORE), -1) for t in targets.tolist()]
+        return torch.as_tensor(found, dtype=torch.long, device=targets.device)
+
+    def forward(
+        self, query: torch.Tensor, relation: torch.Tensor, length: torch.Tensor, embedding: torch.Tensor
+    ) -> Remembered:
+        """query (G, d) each group's first slot; relation, length (G,); embedding the token table."""
+        names = F.embedding_bag(self.names, embedding, mode="mean", padding_idx=PAD)  # (N, d)
+        scores = self.query(query).float() @ names.float().T / math.sqrt(query.shape[-1])
+        rel = relation.clamp(min=0)
+        fits = (self.names != PAD).sum(1)[None, :] == length[:, None]
+        ok = self.member[rel] & fits & (relation >= 0)[:, None]
+        scores = scores + self.bias[rel]
+        scores = scores.masked_fill(~ok & ok.any(1, keepdim=True), float("-inf"))  # no all -inf row
+        log_p = torch.log_softmax(scores, dim=-1).masked_fill(~ok, float("-inf"))
+        gate = self.gate(query).float()[:, 0].masked_fill(~ok.any(1), float("-inf"))  # no name fits
+        return Remembered(F.logsigmoid(gate), F.logsigmoid(-gate), log_p)
+
+
+@dataclass
+class Remembered:
+    """Per leaf group: log h, log (1 - h), and log p_mem over the memory's names (-inf where none)."""
+
+    log_gate: torch.Tensor  # (G,)
+    log_keep: torch.Tensor  # (G,)
+    log_p: torch.Tensor  # (G, N)
+
+
+def mix(tokens, remembered, copied, mem_gate, mem_keep, copy_gate, copy_keep) -> torch.Tensor:
+    """log p(tail) from its three paths' log-probabilities (any broadcastable shapes):
+    (1 - g) [(1 - h) prod p_vocab + h p_mem] + g p_copy. A path that is off has gate log 0 = -inf."""
+    gen = torch.logaddexp(mem_keep + tokens, mem_gate + remembered)
+    return torch.logaddexp(copy_keep + gen, copy_gate + copied)
+
+
 # --------------------------------------------------------------------------- transformer
 
 
@@ -342,6 +429,7 @@ class GraphMERT(
         self.decay = GraphDecay(cfg) if cfg.decay_mask else None
         self.rel_bias = RelationBias(cfg) if cfg.relation_bias else None
         self.copy = CopyHead(cfg) if cfg.copy else None
+        self.memory = TailMemory(cfg) if cfg.memory and cfg.memory_size else None
         self.emb_ln, self.drop = nn.LayerNorm(d), nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(d)
@@ -460,9 +548,9 @@ class GraphMERT(
         words start and stop (`word_start`, `word_stop`), a whole word."""
         if self.copy is None:
             return None
-        R, L = self.cfg.roots, self.cfg.leaves
+        R = self.cfg.roots
         at = torch.arange(R, device=hidden.device)[None, :]
-        length = batch["attention_mask"][b[:, None], first[:, None] + torch.arange(L, device=b.device)].sum(1)
+        length = self.group_length(batch, b, first)
         root_ids = batch["input_ids"][b, :R]
         bad = (~(batch["attention_mask"][b, :R] & (root_ids >= len(SPECIAL_TOKENS)))).long()  # never [MASK]
         bad = F.pad(bad.cumsum(1), (1, 0))  # bad[:, j] = bad roots before j
@@ -479,6 +567,20 @@ class GraphMERT(
             batch["leaf_relation"][b, first],
         )
 
+    def group_length(self, batch: dict, b: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """(G,) slots in use of the leaf groups whose first slots are at (b, first)."""
+        slots = first[:, None] + torch.arange(self.cfg.leaves, device=b.device)
+        return batch["attention_mask"][b[:, None], slots].sum(1)
+
+    def remember(
+        self, hidden: torch.Tensor, batch: dict, b: torch.Tensor, first: torch.Tensor
+    ) -> Remembered | None:
+        """The tail memory's output for the leaf groups at (b, first) (None without the memory)."""
+        if self.memory is None:
+            return None
+        relation = batch["leaf_relation"][b, first]
+        return self.memory(hidden[b, first], relation, self.group_length(batch, b, first), self.tok.weight)
+
     def tail_logprobs(
         self, hidden: torch.Tensor, batch: dict, b: torch.Tensor, first: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -494,21 +596,40 @@ class GraphMERT(
         best = torch.zeros(real.shape, device=hidden.device)
         guess = torch.full(real.shape, IGNORE, dtype=torch.long, device=b.device)
         best[real], guess[real] = vocab.max(-1)
+        none = torch.full((len(b),), float("-inf"), device=hidden.device)
+        zero = torch.zeros_like(none)
+        # each path's log p of the target, its gate and its own best guess (score, tokens)
+        remembered, mem_gate, mem_keep = none, none, zero
+        choices = [(best.sum(1), guess)]
+        mem = self.remember(hidden, batch, b, first)
+        if mem is not None:
+            rows = self.memory.rows_of(targets)
+            remembered = torch.where(rows >= 0, mem.log_p.gather(1, rows.clamp(min=0)[:, None])[:, 0], none)
+            mem_gate, mem_keep = mem.log_gate, mem.log_keep
+            top, n = mem.log_p.max(-1)
+            named = torch.where(real, self.memory.names[n], IGNORE)
+            choices = [(mem_keep + best.sum(1), guess), (mem_gate + top, named)]
+        copied, copy_gate, copy_keep = none, none, zero
         ptr = self.pointer(hidden, batch, b, first)
-        if ptr is None:
-            return tokens.sum(1), guess
-        root_ids = batch["input_ids"][b, : self.cfg.roots]
-        match = span_matches(root_ids, targets, real.sum(1)) & torch.isfinite(ptr.log_attn)
-        copied = torch.full_like(ptr.log_gate, float("-inf"))
-        some = match.any(1)  # logsumexp of an all -inf row has NaN gradients
-        copied[some] = torch.logsumexp(ptr.log_attn[some].masked_fill(~match[some], float("-inf")), dim=-1)
-        logp = torch.logaddexp(ptr.log_keep + tokens.sum(1), ptr.log_gate + copied)
-        top, j = ptr.log_attn.max(-1)
-        span = root_ids.gather(
-            1, (j[:, None] + torch.arange(L, device=b.device)).clamp(max=self.cfg.roots - 1)
-        )
-        use_copy = (ptr.log_gate + top > ptr.log_keep + best.sum(1))[:, None] & real
-        return logp, torch.where(use_copy, span, guess)
+        if ptr is not None:
+            root_ids = batch["input_ids"][b, : self.cfg.roots]
+            match = span_matches(root_ids, targets, real.sum(1)) & torch.isfinite(ptr.log_attn)
+            copied = none.clone()
+            some = match.any(1)  # logsumexp of an all -inf row has NaN gradients
+            at_match = ptr.log_attn[some].masked_fill(~match[some], float("-inf"))
+            copied[some] = torch.logsumexp(at_match, dim=-1)
+            copy_gate, copy_keep = ptr.log_gate, ptr.log_keep
+            top, j = ptr.log_attn.max(-1)
+            span = root_ids.gather(
+                1, (j[:, None] + torch.arange(L, device=b.device)).clamp(max=self.cfg.roots - 1)
+            )
+            choices = [(copy_keep + score, g) for score, g in choices] + [(copy_gate + top, span)]
+        logp = mix(tokens.sum(1), remembered, copied, mem_gate, mem_keep, copy_gate, copy_keep)
+        scores = torch.stack([score for score, _ in choices])  # (paths, G)
+        pick = scores.argmax(0)
+        guesses = torch.stack([g for _, g in choices])  # (paths, G, L)
+        guess = guesses.gather(0, pick[None, :, None].expand(1, *guess.shape))[0]
+        return logp, torch.where(real, guess, IGNORE)
 
     # ----------------------------------------------------------------------- saved models
 

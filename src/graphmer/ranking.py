@@ -5,14 +5,15 @@ file) and the root `anchor` of a head whose leaf group should hold a tail of rel
 For each tail length l the group holds l [MASK] tokens with relation r (every other
 group as it is, or emptied for the code-only baseline). One batched forward pass over
 those length variants gives log p(token) at every masked slot and, with the copy path,
-the pointer's mass on each start of a whole word of length l; a candidate of length l
-scores log((1 - g) prod p(token) + g * sum of the pointer's mass on its occurrences) in
-the length-l variant: the candidates are gathered from those few rows, never run one
-by one, and no variant
-reveals how long the true tail is. A variant tells the model that l tokens are
-missing (in training a masked group always held its tail's length), so those token
-probabilities are conditional on l; adding log p(l | r), the length distribution of
-r's tails in the training graph, makes each score the log-probability of the whole tail.
+the pointer's mass on each start of a whole word of length l, and with the tail memory its
+distribution over the training graph's tail names of length l; a candidate of length l
+scores log((1 - g) [(1 - h) prod p(token) + h p_mem(name)] + g * sum of the pointer's mass on
+its occurrences) in the length-l variant (`model.mix`): the candidates are gathered from
+those few rows, never run one by one, and no variant reveals how long the true tail is.
+A variant tells the model that l tokens are missing (in training a masked group always
+held its tail's length), so those probabilities are conditional on l; adding log p(l | r),
+the length distribution of r's tails in the training graph, makes each score the
+log-probability of the whole tail.
 
 Used by `evaluate` (held-out questions), `distill` (gaps) and `graphmer predict`.
 """
@@ -27,7 +28,7 @@ import pyarrow.compute as pc
 import torch
 
 from graphmer.loader import IGNORE, bare_window, collate, compact, word_bounds
-from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT
+from graphmer.model import COPY_INPUTS, MODEL_INPUTS, GraphMERT, TailMemory, mix
 from graphmer.tokenizer import MASK, PAD
 
 
@@ -41,6 +42,7 @@ class Candidates:
     train_count: np.ndarray  # (C,) triples with this tail in the training graph
     log_length_prior: torch.Tensor  # (L+1,) log p(length) over the training graph's triples, add-one
     _index: dict | None = field(default=None, init=False, repr=False, compare=False)
+    _memory: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, table: pa.Table, relation: int, leaves: int) -> Candidates:
@@ -69,6 +71,14 @@ class Candidates:
         if self._index is None:
             self._index = {tuple(self.ids[i, : self.lengths[i]].tolist()): i for i in range(len(self))}
         return self._index
+
+    def memory_rows(self, memory: TailMemory) -> torch.Tensor:
+        """(C,) each candidate's row in a model's tail memory, -1 for a name it does not hold."""
+        if self._memory is None or self._memory[0] is not memory:
+            rows = memory.rows()
+            found = [rows.get(tuple(self.ids[i, : self.lengths[i]].tolist()), -1) for i in range(len(self))]
+            self._memory = (memory, torch.as_tensor(found, dtype=torch.long))
+        return self._memory[1]
 
     def present_lengths(self) -> list[int]:
         return sorted(set(self.lengths.tolist()))
@@ -110,14 +120,19 @@ def masked_variants(
 @dataclass
 class GroupOutput:
     """What the model says about one masked leaf group of length l: log p over the vocabulary per
-    slot (l, V) and, with the copy path, its pointer: log g, log (1 - g) and log a over the
-    window's roots (-inf where no tail of length l starts), with the roots' token ids."""
+    slot (l, V); with the copy path, its pointer: log g, log (1 - g) and log a over the
+    window's roots (-inf where no tail of length l starts), with the roots' token ids; with the
+    tail memory, log h, log (1 - h) and log p_mem over its names (-inf where not of length l)."""
 
     vocab: torch.Tensor
     log_gate: float = float("-inf")
     log_keep: float = 0.0
     log_attn: torch.Tensor | None = None
     root_ids: torch.Tensor | None = None
+    mem_gate: float = float("-inf")
+    mem_keep: float = 0.0
+    log_mem: torch.Tensor | None = None
+    memory: TailMemory | None = None
 
 
 @torch.no_grad()
@@ -138,15 +153,21 @@ def group_outputs(
         first.append(R + k * L)
     b, p = torch.as_tensor(b, device=device), torch.as_tensor(p, device=device)
     vocab = torch.split(model.vocab_logprobs(hidden, b, p).cpu(), lengths)
-    rows = torch.arange(len(variants), device=device)
-    ptr = model.pointer(hidden, inputs, rows, torch.as_tensor(first, device=device))
-    if ptr is None:
-        return [GroupOutput(v) for v in vocab]
-    root_ids = batch["input_ids"][:, :R]
-    return [
-        GroupOutput(v, float(ptr.log_gate[i]), float(ptr.log_keep[i]), ptr.log_attn[i].cpu(), root_ids[i])
-        for i, v in enumerate(vocab)
-    ]
+    rows, first = torch.arange(len(variants), device=device), torch.as_tensor(first, device=device)
+    outs = [GroupOutput(v) for v in vocab]
+    ptr = model.pointer(hidden, inputs, rows, first)
+    if ptr is not None:
+        root_ids = batch["input_ids"][:, :R]
+        for i, o in enumerate(outs):
+            o.log_gate, o.log_keep = float(ptr.log_gate[i]), float(ptr.log_keep[i])
+            o.log_attn, o.root_ids = ptr.log_attn[i].cpu(), root_ids[i]
+    mem = model.remember(hidden, inputs, rows, first)
+    if mem is not None:
+        log_p = mem.log_p.cpu()
+        for i, o in enumerate(outs):
+            o.mem_gate, o.mem_keep = float(mem.log_gate[i]), float(mem.log_keep[i])
+            o.log_mem, o.memory = log_p[i], model.memory
+    return outs
 
 
 def score_candidates(out: dict[int, GroupOutput], cands: Candidates) -> torch.Tensor:
@@ -160,16 +181,20 @@ def score_candidates(out: dict[int, GroupOutput], cands: Candidates) -> torch.Te
         if not len(sel):
             continue
         tokens = o.vocab[torch.arange(length)[None, :], cands.ids[sel, :length]].sum(1)
-        if o.log_attn is None:
-            scores[sel] = tokens + cands.log_length_prior[length]
-            continue
-        copied = torch.full((len(cands),), float("-inf"))
-        for j in torch.nonzero(torch.isfinite(o.log_attn))[:, 0].tolist():
-            i = index.get(tuple(o.root_ids[j : j + length].tolist()))
-            if i is not None:
-                copied[i] = torch.logaddexp(copied[i], o.log_attn[j])
-        mixed = torch.logaddexp(o.log_keep + tokens, o.log_gate + copied[sel])
-        scores[sel] = mixed + cands.log_length_prior[length]
+        none = torch.full((len(sel),), float("-inf"))
+        remembered, copied = none, none
+        if o.log_mem is not None:
+            rows = cands.memory_rows(o.memory)[sel]
+            remembered = torch.where(rows >= 0, o.log_mem[rows.clamp(min=0)], none)
+        if o.log_attn is not None:
+            copied = torch.full((len(cands),), float("-inf"))
+            for j in torch.nonzero(torch.isfinite(o.log_attn))[:, 0].tolist():
+                i = index.get(tuple(o.root_ids[j : j + length].tolist()))
+                if i is not None:
+                    copied[i] = torch.logaddexp(copied[i], o.log_attn[j])
+            copied = copied[sel]
+        gates = [torch.tensor(x) for x in (o.mem_gate, o.mem_keep, o.log_gate, o.log_keep)]
+        scores[sel] = mix(tokens, remembered, copied, *gates) + cands.log_length_prior[length]
     return scores
 
 

@@ -17,6 +17,7 @@ What a model or a checkpoint is on disk is `graphmer.checkpoint`'s.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import os
@@ -25,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -44,7 +47,7 @@ from graphmer.config import PathsConfig, SamplesConfig, TrainConfig
 from graphmer.loader import IGNORE, LeafyChains, batch_loader, collate, compact, micro_batch_indices
 from graphmer.model import MODEL_INPUTS, GraphMERT, ModelConfig, masked_groups, total_loss
 from graphmer.relations import NUM_RELATIONS
-from graphmer.samples import TAILS_TABLE, windows_table
+from graphmer.samples import CANDIDATES_TABLE, TAILS_TABLE, windows_table
 from graphmer.tokenizer import load as load_tokenizer
 
 # --------------------------------------------------------------------------- schedules
@@ -233,7 +236,12 @@ def setup_training(
     device = pick_device(d)
     torch.manual_seed(cfg.seed)
     train_ds, dev_ds = _windows(model_cfg, samples, paths, cfg.seed)
-    net = Pretrainer(model_cfg, cfg.constraint_temperature).to(device)
+    names, counts = tail_names(paths.samples, model_cfg.leaves) if model_cfg.memory else ([], None)
+    model_cfg = dataclasses.replace(model_cfg, memory_size=len(names))
+    net = Pretrainer(model_cfg, cfg.constraint_temperature)
+    if net.model.memory is not None:
+        net.model.memory.fill(names, counts)
+    net = net.to(device)
     seed_process(cfg.seed, d)
     if cfg.compile:
         for block in net.model.blocks:  # in place: parameter names, and so checkpoints, stay as they are
@@ -267,6 +275,20 @@ def setup_training(
     return Run(
         cfg, paths, d, device, amp, net, ddp, opt, scaler, iter(loader), dev_ds, start, fp, folder, live
     )
+
+
+def tail_names(samples_dir: Path, leaves: int) -> tuple[list[tuple[int, ...]], torch.Tensor]:
+    """The tail memory's contents: every name (leaf ids, at most `leaves`) that is some relation's
+    tail in the training graph, and its count as each relation's tail (NUM_RELATIONS, N)."""
+    rows = pq.read_table(samples_dir / CANDIDATES_TABLE, columns=["relation", "ids", "train_count"])
+    rows = rows.filter(pc.greater(rows["train_count"], 0)).to_pydict()
+    index: dict[tuple[int, ...], int] = {}
+    for ids in rows["ids"]:
+        index.setdefault(tuple(ids[:leaves]), len(index))
+    counts = torch.zeros(NUM_RELATIONS, len(index), dtype=torch.long)
+    for r, ids, n in zip(rows["relation"], rows["ids"], rows["train_count"]):
+        counts[r, index[tuple(ids[:leaves])]] += n
+    return list(index), counts
 
 
 def _windows(
