@@ -444,8 +444,9 @@ def test_the_memory_starts_at_each_relations_tail_prior_over_names_of_the_groups
     counts[1] = torch.tensor([0, 2, 5])
     model = _memory_model(50, [(5,), (6,), (7, 8)], counts, gate_bias=0.0)
     with torch.no_grad():
-        model.memory.query.weight.zero_()
-        model.memory.query.bias.zero_()
+        norm = model.memory.query[-1]  # the query's last layer: a LayerNorm
+        norm.weight.zero_()
+        norm.bias.zero_()
         out = model.memory(
             torch.randn(4, 32), torch.tensor([0, 1, 1, 0]), torch.tensor([1, 1, 2, 2]), model.tok.weight
         )
@@ -454,8 +455,11 @@ def test_the_memory_starts_at_each_relations_tail_prior_over_names_of_the_groups
     assert p[1].tolist() == pytest.approx([0.0, 1.0, 0.0])  # relation 1's only tail of length 1
     assert p[2].tolist() == pytest.approx([0.0, 0.0, 1.0])
     assert out.log_gate[3] == float("-inf") and out.log_keep[3] == 0  # relation 0 has no 2-token tail
-    targets = torch.tensor([[7, 8, IGNORE], [6, IGNORE, IGNORE], [9, IGNORE, IGNORE]])
-    assert model.memory.rows_of(targets).tolist() == [2, 1, -1]
+    targets = torch.tensor([[7, 8, IGNORE], [6, IGNORE, IGNORE], [9, IGNORE, IGNORE], [6, IGNORE, IGNORE]])
+    relation = torch.tensor([1, 1, 1, 0])
+    assert model.memory.rows_of(targets, relation).tolist() == [2, 1, -1, 1]
+    # training: a name counted once for the relation is the target itself (`6` is relation 0's once)
+    assert model.memory.rows_of(targets, relation, leave_one_out=True).tolist() == [2, 1, -1, -1]
 
 
 def test_a_memory_gate_forced_open_gives_a_tail_its_memory_probability(tiny):
@@ -471,7 +475,7 @@ def test_a_memory_gate_forced_open_gives_a_tail_its_memory_probability(tiny):
         hidden = model(*(batch[k] for k in INPUTS))
         mem = model.remember(hidden, batch, b, first)
         logp, guess = model.tail_logprobs(hidden, batch, b, first, targets)
-    rows = model.memory.rows_of(targets)
+    rows = model.memory.rows_of(targets, batch["leaf_relation"][b, first])
     held = (rows >= 0) & torch.isfinite(mem.log_gate)
     assert held.sum() > 0
     for i in range(len(b)):

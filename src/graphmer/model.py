@@ -287,7 +287,10 @@ class TailMemory(nn.Module):
         n = cfg.memory_size
         self.register_buffer("names", torch.full((n, cfg.leaves), PAD, dtype=torch.long))
         self.register_buffer("member", torch.zeros(NUM_RELATIONS, n, dtype=torch.bool))
-        self.query = nn.Linear(cfg.hidden, cfg.hidden)
+        # names counted once: in training that one triple is the target itself (not saved)
+        self.register_buffer("once", torch.zeros(NUM_RELATIONS, n, dtype=torch.bool), persistent=False)
+        # shaped like the MLM head, so the content term starts at the scale of the vocabulary's logits
+        self.query = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(), nn.LayerNorm(cfg.hidden))
         self.gate = nn.Linear(cfg.hidden, 1)
         self.bias = nn.Parameter(torch.zeros(NUM_RELATIONS, n))
         self._rows: dict[tuple[int, ...], int] | None = None
@@ -302,6 +305,7 @@ class TailMemory(nn.Module):
         for i, ids in enumerate(names):
             self.names[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         self.member.copy_(counts > 0)
+        self.once.copy_(counts == 1)
         self.bias.copy_(torch.where(counts > 0, counts.float().clamp(min=1).log(), 0.0))
         self._rows = None
 
@@ -312,18 +316,27 @@ class TailMemory(nn.Module):
             self._rows = {tuple(x for x in row if x != PAD): i for i, row in enumerate(ids)}
         return self._rows
 
-    def rows_of(self, targets: torch.Tensor) -> torch.Tensor:
-        """(G,) the memory row of each target tail (G, L), `IGNORE` after it; -1 if none."""
+    def rows_of(
+        self, targets: torch.Tensor, relation: torch.Tensor, leave_one_out: bool = False
+    ) -> torch.Tensor:
+        """(G,) the memory row of each target tail (G, L), `IGNORE` after it; -1 if none. With
+        `leave_one_out` (training, where the target is a training-graph triple), a name the
+        training graph has once as the relation's tail counts as not held: that once is the
+        target itself, and a held-out question's tail is missing from the memory as often."""
         rows = self.rows()
         found = [rows.get(tuple(x for x in t if x != IGNORE), -1) for t in targets.tolist()]
-        return torch.as_tensor(found, dtype=torch.long, device=targets.device)
+        found = torch.as_tensor(found, dtype=torch.long, device=targets.device)
+        if leave_one_out:
+            alone = self.once[relation.clamp(min=0), found.clamp(min=0)]
+            found = torch.where(alone, -1, found)
+        return found
 
     def forward(
         self, query: torch.Tensor, relation: torch.Tensor, length: torch.Tensor, embedding: torch.Tensor
     ) -> Remembered:
         """query (G, d) each group's first slot; relation, length (G,); embedding the token table."""
         names = F.embedding_bag(self.names, embedding, mode="mean", padding_idx=PAD)  # (N, d)
-        scores = self.query(query).float() @ names.float().T / math.sqrt(query.shape[-1])
+        scores = self.query(query).float() @ names.float().T
         rel = relation.clamp(min=0)
         fits = (self.names != PAD).sum(1)[None, :] == length[:, None]
         ok = self.member[rel] & fits & (relation >= 0)[:, None]
@@ -582,11 +595,18 @@ class GraphMERT(
         return self.memory(hidden[b, first], relation, self.group_length(batch, b, first), self.tok.weight)
 
     def tail_logprobs(
-        self, hidden: torch.Tensor, batch: dict, b: torch.Tensor, first: torch.Tensor, targets: torch.Tensor
+        self,
+        hidden: torch.Tensor,
+        batch: dict,
+        b: torch.Tensor,
+        first: torch.Tensor,
+        targets: torch.Tensor,
+        leave_one_out: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """For leaf groups at (b, first) with target tails (G, L) (`IGNORE` after each tail): log p of
-        each whole tail (G,), vocabulary and copy path mixed, and the greedy guess (G, L): the
-        likelier of the best copied span and the vocabulary's best token per slot."""
+        each whole tail (G,), the vocabulary, memory and copy paths mixed (`mix`), and the greedy
+        guess (G, L): the likeliest of each path's best answer. `leave_one_out`: see
+        `TailMemory.rows_of`."""
         L = self.cfg.leaves
         real = targets != IGNORE
         pos = first[:, None] + torch.arange(L, device=b.device)
@@ -603,7 +623,7 @@ class GraphMERT(
         choices = [(best.sum(1), guess)]
         mem = self.remember(hidden, batch, b, first)
         if mem is not None:
-            rows = self.memory.rows_of(targets)
+            rows = self.memory.rows_of(targets, batch["leaf_relation"][b, first], leave_one_out)
             remembered = torch.where(rows >= 0, mem.log_p.gather(1, rows.clamp(min=0)[:, None])[:, 0], none)
             mem_gate, mem_keep = mem.log_gate, mem.log_keep
             top, n = mem.log_p.max(-1)

@@ -89,7 +89,8 @@ class Pretrainer(nn.Module):
         mlm = torch.log_softmax(m.logits(hidden[b, p]).float(), dim=-1)
         out = _nll("mlm", mlm, labels[b, p])
         b, first, targets = masked_groups(batch, R, m.cfg.leaves)
-        logp, guess = m.tail_logprobs(hidden, batch, b, first, targets)
+        # a training window's target is a training-graph triple: leave it out of the memory's counts
+        logp, guess = m.tail_logprobs(hidden, batch, b, first, targets, leave_one_out=self.training)
         count = (targets != IGNORE).sum()
         out["mnm_loss"] = -logp.sum() / count.clamp(min=1)  # per tail token, as MLM's
         out["mnm_correct"] = ((guess == targets) & (targets != IGNORE)).sum()
