@@ -483,6 +483,12 @@ def test_a_memory_gate_forced_open_gives_a_tail_its_memory_probability(tiny):
             assert float(logp[i]) == pytest.approx(float(mem.log_p[i, rows[i]]), abs=1e-4)
             top = model.memory.names[mem.log_p[i].argmax()]
             assert guess[i].tolist() == torch.where(targets[i] != IGNORE, top, IGNORE).tolist()
+    # training leaves a name counted once out: its target gets (almost) nothing with the gate open
+    relation = batch["leaf_relation"][b, first]
+    with torch.no_grad():
+        left, _ = model.tail_logprobs(hidden, batch, b, first, targets, leave_one_out=True)
+    alone = (rows >= 0) & model.memory.once[relation, rows.clamp(min=0)] & torch.isfinite(mem.log_gate)
+    assert alone.sum() > 0 and (left[alone] < -1000).all() and torch.equal(left[~alone], logp[~alone])
     finite = torch.isfinite(mem.log_p[held])
     assert torch.allclose(mem.log_p[held].exp().sum(1), torch.ones(int(held.sum())), atol=1e-4)
     # only names of the group's relation compete

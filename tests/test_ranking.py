@@ -19,6 +19,7 @@ from graphmer.ranking import (
 )
 from graphmer.relations import NUM_RELATIONS
 from graphmer.tokenizer import MASK, PAD
+from graphmer.train import tail_names
 from tests.tiny import L, R, tiny_config
 
 
@@ -61,7 +62,12 @@ def test_variants_mask_the_group_with_each_length_and_code_only_empties_the_rest
 def _by_hand(out, ids) -> float:
     """log((1 - g) prod_s p(t_s) + g * sum of the pointer's mass on the starts that spell ids)."""
     tokens = sum(float(out.vocab[k, t]) for k, t in enumerate(ids))
-    keep = np.exp(out.log_keep + tokens)
+    gen = np.exp(tokens)
+    if out.log_mem is not None:  # (1 - h) prod p(t_s) + h p_mem(name), 0 for a name it lacks
+        row = out.memory.rows().get(tuple(ids))
+        held = 0.0 if row is None else float(out.log_mem[row].exp())
+        gen = np.exp(out.mem_keep) * gen + np.exp(out.mem_gate) * held
+    keep = np.exp(out.log_keep) * gen
     if out.log_attn is None:
         return float(np.log(keep))
     roots = out.root_ids.tolist()
@@ -73,12 +79,17 @@ def _by_hand(out, ids) -> float:
     return float(np.log(keep + np.exp(out.log_gate) * mass))
 
 
-@pytest.mark.parametrize("copy", [True, False])
-def test_batched_scores_equal_each_candidate_scored_alone(setup, copy):
+@pytest.mark.parametrize("parts", ["copy", "plain", "copy+memory"])
+def test_batched_scores_equal_each_candidate_scored_alone(setup, tiny, parts):
     ds, model, index = setup
-    if not copy:
+    copy = "copy" in parts
+    if parts != "copy":
         torch.manual_seed(0)
-        model = GraphMERT(tiny_config(len(ds.begins), copy=False)).eval()
+        names, counts = tail_names(tiny["paths"].samples, L)
+        cfg = tiny_config(len(ds.begins), copy=copy, memory="memory" in parts, memory_size=len(names))
+        model = GraphMERT(cfg).eval()
+        if model.memory is not None:
+            model.memory.fill(names, counts)
     q = question(ds, index, 0)
     roots = q.item["input_ids"][:R].tolist()
     # three candidates written in the window (copyable), three not
@@ -87,10 +98,15 @@ def test_batched_scores_equal_each_candidate_scored_alone(setup, copy):
     ][:3]
     assert len(words) == 3
     ids = words + [[7], [9, 11], [12, 13, 14]]
+    if "memory" in parts:  # and three names the memory holds for this relation
+        ids += [
+            list(model.memory.names[i][model.memory.names[i] != PAD].tolist())
+            for i in torch.nonzero(model.memory.member[q.relation])[:3, 0]
+        ]
     ids = [x for i, x in enumerate(ids) if x not in ids[:i]]
     cands = Candidates.from_lists(ids, [str(i) for i in range(len(ids))], [0] * len(ids), L)
     (batched,) = answer(model, [q], [cands], graph=True, batch_size=2)
-    copied = 0
+    copied = remembered = 0
     for i in range(len(cands)):
         n = int(cands.lengths[i])
         (v,) = masked_variants(q.item, q.anchor, q.relation, q.head_end, [n], R, L)
@@ -98,7 +114,10 @@ def test_batched_scores_equal_each_candidate_scored_alone(setup, copy):
         alone = _by_hand(out, cands.ids[i, :n].tolist()) + float(cands.log_length_prior[n])
         assert float(batched[i]) == pytest.approx(alone, abs=1e-4)
         copied += out.log_attn is not None and i < len(words)
+        row = model.memory.rows().get(tuple(cands.ids[i, :n].tolist())) if model.memory is not None else None
+        remembered += row is not None and bool(torch.isfinite(out.log_mem[row]))
     assert copied == (len(words) if copy else 0)
+    assert (remembered > 0) == ("memory" in parts)
 
 
 def test_scores_do_not_depend_on_the_true_tail(setup):

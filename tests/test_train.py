@@ -238,4 +238,5 @@ def test_a_model_with_the_tail_memory_trains_resumes_and_loads_with_the_training
     assert torch.equal(model.memory.member, counts > 0)
     start = GraphMERT(model.cfg)
     start.memory.fill(names, counts)
-    assert not torch.equal(model.memory.bias, start.memory.bias)  # trained from its prior
+    moved = (model.memory.bias - start.memory.bias).abs()
+    assert start.memory.bias.max() > 1 and 0 < moved.max() < 0.1  # 4 small steps from its prior
