@@ -240,12 +240,20 @@ class CopyHead(nn.Module):
         rel = torch.where(relation >= 0, relation, NUM_RELATIONS)[:, None]
         where = self.start_bias[rel, _bucket(from_head)] + self.end_bias[rel, _bucket(from_end)]
         scores = scores.float() + where
-        # -inf only where a row keeps a finite score: an all -inf row has NaN gradients
-        scores = scores.masked_fill(~start_ok & start_ok.any(1, keepdim=True), float("-inf"))
-        log_attn = torch.log_softmax(scores, dim=-1).masked_fill(~start_ok, float("-inf"))
-        gate = self.gate(query).float()[:, 0]
-        gate = gate.masked_fill(~start_ok.any(1), float("-inf"))  # nothing to copy: the vocabulary
-        return Pointer(F.logsigmoid(gate), F.logsigmoid(-gate), log_attn)
+        return Pointer(*gated_softmax(scores, start_ok, self.gate(query).float()[:, 0]))
+
+
+def gated_softmax(
+    scores: torch.Tensor, ok: torch.Tensor, gate: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A path's choice among the entries `ok` of each row (G, K) and the gate that mixes it in:
+    log g, log (1 - g) (G,) and log softmax over the ok entries (-inf elsewhere). A row with no ok
+    entry has its gate shut (g = 0): nothing to copy, no name that fits."""
+    # -inf only where a row keeps a finite score: an all -inf row has NaN gradients
+    scores = scores.masked_fill(~ok & ok.any(1, keepdim=True), float("-inf"))
+    log_p = torch.log_softmax(scores, dim=-1).masked_fill(~ok, float("-inf"))
+    gate = gate.masked_fill(~ok.any(1), float("-inf"))
+    return F.logsigmoid(gate), F.logsigmoid(-gate), log_p
 
 
 @dataclass
@@ -340,11 +348,7 @@ class TailMemory(nn.Module):
         rel = relation.clamp(min=0)
         fits = (self.names != PAD).sum(1)[None, :] == length[:, None]
         ok = self.member[rel] & fits & (relation >= 0)[:, None]
-        scores = scores + self.bias[rel]
-        scores = scores.masked_fill(~ok & ok.any(1, keepdim=True), float("-inf"))  # no all -inf row
-        log_p = torch.log_softmax(scores, dim=-1).masked_fill(~ok, float("-inf"))
-        gate = self.gate(query).float()[:, 0].masked_fill(~ok.any(1), float("-inf"))  # no name fits
-        return Remembered(F.logsigmoid(gate), F.logsigmoid(-gate), log_p)
+        return Remembered(*gated_softmax(scores + self.bias[rel], ok, self.gate(query).float()[:, 0]))
 
 
 @dataclass
