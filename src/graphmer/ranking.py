@@ -75,9 +75,10 @@ class Candidates:
     def memory_rows(self, memory: TailMemory) -> torch.Tensor:
         """(C,) each candidate's row in a model's tail memory, -1 for a name it does not hold."""
         if self._memory is None or self._memory[0] is not memory:
-            rows = memory.rows()
-            found = [rows.get(tuple(self.ids[i, : self.lengths[i]].tolist()), -1) for i in range(len(self))]
-            self._memory = (memory, torch.as_tensor(found, dtype=torch.long))
+            rows, found = memory.rows(), torch.full((len(self),), -1, dtype=torch.long)
+            for name, i in self.index().items():
+                found[i] = rows.get(name, -1)
+            self._memory = (memory, found)
         return self._memory[1]
 
     def present_lengths(self) -> list[int]:
