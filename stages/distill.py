@@ -5,7 +5,8 @@
 
 Fits, on dev, the scorer (the model alone or with the cheap rules, by dev MRR) and
 per-relation isotonic calibrators; checks them on test facts hidden the way gaps are
-(annotations deleted from the code); asks the gaps of the test files (untyped parameters,
+(annotations deleted from the code), beside the rules alone fitted and calibrated the same
+way (paired differences on the same questions); asks the gaps of the test files (untyped parameters,
 fields and functions) and keeps the valid predictions. Writes data/distilled.parquet (static
 triples of those files plus model triples with probabilities), models/calibration.json
 (what `graphmer distill` applies), metrics/distill.json, metrics/distill.md and
@@ -26,11 +27,12 @@ def main() -> None:
     m = distill(load_section("distill"), paths)
     test, d, chosen = m["test"], m["distilled"], m["scorer"]["chosen"]
     top = max(test["thresholds"], key=float)
-    at = test["thresholds"][top]
+    at, rules = test["thresholds"][top], test["rules"]["thresholds"][top]
     added = sum(v.get(top, 0) for v in d["added"].values())
     print(
         f"distill: scorer {chosen} (dev MRR {m['scorer']['dev_mrr'][chosen]:.3f}); test p>={top}: "
-        f"precision {_f(at['precision'])}, coverage {_f(at['coverage'])}, ECE {_f(test['ece'])}; "
+        f"precision {_f(at['precision'])}, coverage {_f(at['coverage'])}, ECE {_f(test['ece'])} "
+        f"(rules alone: {_f(rules['precision'])}, {_f(rules['coverage'])}); "
         f"{sum(d['questions_asked'].values())} gaps asked, {added} triples at p>={top} "
         f"({sum(v['all'] for v in d['added'].values())} in all) -> {paths.distilled}"
     )

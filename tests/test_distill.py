@@ -4,6 +4,7 @@ facts asked exactly like gaps, and the stage and `graphmer distill` on the tiny 
 import json
 import math
 import shutil
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,8 +18,12 @@ from graphmer.calibrate import Calibrator, Isotonic, ece, reliability, selective
 from graphmer.cli import main
 from graphmer.config import ConfigError, DistillConfig, PathsConfig, TokenizerConfig, build
 from graphmer.distill import (
+    Asked,
+    Checked,
     Context,
     Graph,
+    Predicted,
+    Scorer,
     Slot,
     TailIds,
     Validator,
@@ -26,8 +31,10 @@ from graphmer.distill import (
     gap_slots,
     python_annotations,
     python_returners,
+    recalled,
     reciprocal_ranks,
     slot_window,
+    versus_rules,
 )
 from graphmer.extract.pipeline import extract_kg
 from graphmer.loader import word_starts
@@ -92,6 +99,49 @@ def test_ece_reliability_and_selective_on_hand_counts():
     s = selective([0.95, 0.6, 0.92, 0.3], [True, False, False, True], [0, 0, 1, 2], 4, 0.9)
     assert s == {"predictions": 2, "precision": 0.5, "coverage": 0.5, "recall": 0.25}
     assert selective([0.3], [True], [0], 1, 0.9)["precision"] is None
+
+
+def test_recalled_marks_the_questions_whose_right_tail_passes_the_threshold():
+    truth = frozenset({"py:builtins.int"})
+    slots = [
+        Slot(f"py:m.f{i}.x", Relation.HAS_TYPE, "untyped_parameter", "p/m.py", 1, (0, 1), truth=truth)
+        for i in range(4)
+    ]
+    asked = [Asked(s, [], np.zeros((0, 4)), np.zeros(0, bool), -1) for s in slots]
+    # the hand counts of `selective` above: questions 0, 0, 1, 2; question 3 has no prediction
+    preds = [
+        Predicted(slots[q], 1, "int", "py:builtins.int", 0.5, y)
+        for q, y in ((0, True), (0, False), (1, False), (2, True))
+    ]
+    probs = np.asarray([0.95, 0.6, 0.92, 0.3])
+    assert recalled(preds, probs, asked, 0.9).tolist() == [True, False, False, False]
+    assert recalled(preds, probs, asked, 0.2).tolist() == [True, False, True, False]
+    s = selective(probs, [p.correct for p in preds], [0, 0, 1, 2], 4, 0.2)
+    assert recalled(preds, probs, asked, 0.2).mean() == s["recall"]
+
+
+def test_versus_rules_gives_the_chosen_scorer_minus_the_rules_per_question():
+    truth = frozenset({"py:builtins.int"})
+    slots = [
+        Slot(f"py:m.f{i}.x", Relation.HAS_TYPE, "untyped_parameter", "p/m.py", 1, (0, 1), truth=truth)
+        for i in range(4)
+    ]
+    # candidate 0 is right: first by the model's column, second by name lookup's
+    feats = np.asarray([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    asked = [Asked(s, ["int", "str"], feats, np.ones(2, bool), 0) for s in slots]
+    chosen, rules = Scorer("model", {"*": (1.0, 0.0, 0.0, 0.0)}), Scorer("rules", {"*": (0.0, 1.0, 0.0, 0.0)})
+
+    def checked(scorer, probs):  # one right prediction per question, calibrated to `probs`
+        preds = [Predicted(s, 1, "int", "py:builtins.int", 0.5, True) for s in slots]
+        return Checked(scorer, None, [], Counter(), preds, np.asarray(probs), Counter())
+
+    cfg = DistillConfig(thresholds=[0.5, 0.9])
+    out = versus_rules(checked(chosen, [0.95] * 4), checked(rules, [0.6, 0.6, 0.3, 0.3]), asked, cfg)
+    assert out["rules"]["mrr"] == 0.5 and out["rules"]["thresholds"]["0.5"]["recall"] == 0.5
+    d = out["chosen_minus_rules"]
+    assert d["mrr"] == {"diff": 0.5, "ci95_low": 0.5, "ci95_high": 0.5}
+    assert d["recall@0.9"]["diff"] == 1.0 and d["recall@0.5"]["diff"] == 0.5
+    assert d["recall@0.5"]["ci95_low"] < 0.5 < d["recall@0.5"]["ci95_high"]
 
 
 def test_reciprocal_ranks_agree_with_rank_metrics_on_ties():
@@ -403,6 +453,15 @@ def test_stage_metrics_name_the_scorer_and_check_calibration_on_test(staged):
         assert 0 <= t["recall"] <= t["coverage"] <= 1
     assert 0 <= test["ece"] <= 1
     assert m["skipped_hidden_facts"]["test"] == {}
+    # the rules alone, on the same questions, and the chosen scorer minus them
+    rules, diff = test["rules"], test["chosen_minus_rules"]
+    assert rules["questions"] == test["questions"] and set(rules["thresholds"]) == set(test["thresholds"])
+    assert all(w["model"] == 0 for w in rules["weights"].values())
+    assert diff["mrr"]["diff"] == pytest.approx(test["mrr"][s["chosen"]] - rules["mrr"])
+    for t in test["thresholds"]:
+        d = diff[f"recall@{t}"]
+        assert d["diff"] == pytest.approx(test["thresholds"][t]["recall"] - rules["thresholds"][t]["recall"])
+        assert d["ci95_low"] <= d["diff"] <= d["ci95_high"]
 
 
 def test_stage_fills_the_gaps_of_the_test_files_only(staged, corpus):

@@ -23,7 +23,9 @@ dev or test file, its annotation deleted from the code (`x: int = 3` -> `x = 3`)
 its type. On dev: each scorer's MRR (the model alone, the model plus the cheap rules' features
 with weights fitted on dev, the rules alone), the choice of scorer, and per-relation isotonic
 calibrators of the chosen scorer's softmax over the candidates; on test: precision, coverage
-and expected calibration error of the calibrated probabilities. A predicted name becomes a
+and expected calibration error of the calibrated probabilities, and the same for the rules
+alone (weights fitted, calibrated on dev) with the per-question differences: what the model
+adds to the graph beyond what cheap rules would write. A predicted name becomes a
 tail id (a class of the file, else the id the training graph most often gives that name for
 the relation, else a class of that name, else `<lang>:?.<name>`) and is written only if it
 passes the validity checks (`Validator`).
@@ -50,7 +52,7 @@ from graphmer import GraphmerError, atomic, baselines, progress_bar
 from graphmer.calibrate import Calibrator, ece, reliability, selective
 from graphmer.checkpoint import load_model
 from graphmer.config import DistillConfig, ExtractConfig, PathsConfig
-from graphmer.evaluate import Ranking, held_out_triples
+from graphmer.evaluate import Ranking, held_out_triples, paired_interval
 from graphmer.kg import FILES_TABLE, MENTIONS_TABLE, TRIPLES_TABLE, entity_columns, short_name
 from graphmer.model import WEIGHTS_FILE
 from graphmer.ranking import Candidates, Question, answer, code_window, rank_metrics
@@ -503,10 +505,15 @@ def fit_weights(asked: list[Asked], grid: np.ndarray) -> dict[str, tuple[float, 
     return out
 
 
+def question_rr(asked: list[Asked], scorer: Scorer) -> np.ndarray:
+    """Each question's reciprocal rank under a scorer (0 where no candidate spells the answer)."""
+    return np.asarray([reciprocal_ranks(scorer.scores(a)[:, None], a.target, a.keep)[0] for a in asked])
+
+
 def mean_rr(asked: list[Asked], scorer: Scorer) -> float:
     """MRR of a scorer (0 without questions)."""
-    rr = [reciprocal_ranks(scorer.scores(a)[:, None], a.target, a.keep)[0] for a in asked]
-    return float(np.mean(rr)) if rr else 0.0
+    rr = question_rr(asked, scorer)
+    return float(rr.mean()) if len(rr) else 0.0
 
 
 def _fold(a: Asked) -> int:
@@ -763,6 +770,83 @@ def probabilities(preds: list[Predicted], calibrator: Calibrator) -> np.ndarray:
     return calibrator([RELATION_NAMES[p.slot.relation] for p in preds], [p.raw for p in preds])
 
 
+@dataclass
+class Checked:
+    """A scorer with its calibrator fitted on dev, and its valid test predictions with their
+    calibrated probabilities."""
+
+    scorer: Scorer
+    calibrator: Calibrator
+    dev_preds: list[Predicted]
+    dev_rejected: Counter
+    test_preds: list[Predicted]
+    test_probs: np.ndarray
+    test_rejected: Counter
+
+
+def check_scorer(
+    scorer: Scorer, dev: list[Asked], test: list[Asked], tail_ids: TailIds, validator: Validator, cfg
+) -> Checked:
+    """Calibrate a scorer on its valid dev predictions and apply it to the valid test ones."""
+    dev_preds, dev_rejected = screen(predictions(dev, scorer, cfg.top_k, tail_ids), validator)
+    calibrator = fit_calibrator(dev_preds, cfg.min_calibration_points)
+    test_preds, test_rejected = screen(predictions(test, scorer, cfg.top_k, tail_ids), validator)
+    probs = probabilities(test_preds, calibrator)
+    return Checked(scorer, calibrator, dev_preds, dev_rejected, test_preds, probs, test_rejected)
+
+
+def selective_metrics(
+    preds: list[Predicted], probs: np.ndarray, asked: list[Asked], cfg: DistillConfig, keep_slot=None
+) -> dict:
+    """Precision, coverage and recall at each threshold, accuracy@1 and ECE of calibrated
+    predictions on the questions of `asked` (those whose slot passes `keep_slot`)."""
+    qs = [a for a in asked if keep_slot is None or keep_slot(a.slot)]
+    number = {id(a.slot): i for i, a in enumerate(qs)}
+    sel = [i for i, p in enumerate(preds) if id(p.slot) in number]
+    p, y = probs[sel], np.asarray([preds[i].correct for i in sel])
+    q = [number[id(preds[i].slot)] for i in sel]
+    top1 = [i for i in sel if preds[i].rank == 1]
+    return {
+        "questions": len(qs),
+        "predictions": len(sel),
+        "accuracy_at_1": float(np.mean([preds[i].correct for i in top1])) if top1 else None,
+        "ece": ece(p, y, cfg.bins),
+        "thresholds": {f"{t:g}": selective(p, y, q, len(qs), t) for t in cfg.thresholds},
+    }
+
+
+def recalled(preds: list[Predicted], probs: np.ndarray, asked: list[Asked], threshold: float) -> np.ndarray:
+    """Per question of `asked`: is a right tail kept at probability >= threshold (the question's
+    share of `selective`'s recall)?"""
+    number = {id(a.slot): i for i, a in enumerate(asked)}
+    out = np.zeros(len(asked), bool)
+    for p, pr in zip(preds, probs):
+        if p.correct and pr >= threshold and id(p.slot) in number:
+            out[number[id(p.slot)]] = True
+    return out
+
+
+def versus_rules(chosen: Checked, rules: Checked, asked: list[Asked], cfg: DistillConfig) -> dict:
+    """The rules alone (weights fitted and calibrated on dev exactly like the chosen scorer's) on
+    the same test questions: their figures, and the chosen scorer minus them per question with a
+    paired interval: reciprocal rank, and a right triple kept at each threshold (recall)."""
+    diff = {
+        "mrr": paired_interval(question_rr(asked, chosen.scorer) - question_rr(asked, rules.scorer), cfg.seed)
+    }
+    for t in cfg.thresholds:
+        mine = recalled(chosen.test_preds, chosen.test_probs, asked, t)
+        theirs = recalled(rules.test_preds, rules.test_probs, asked, t)
+        diff[f"recall@{t:g}"] = paired_interval(mine.astype(float) - theirs, cfg.seed)
+    return {
+        "rules": {
+            "weights": {k: dict(zip(FEATURES, v)) for k, v in rules.scorer.weights.items()},
+            "mrr": mean_rr(asked, rules.scorer),
+            **selective_metrics(rules.test_preds, rules.test_probs, asked, cfg),
+        },
+        "chosen_minus_rules": diff,
+    }
+
+
 def check_metrics(
     preds: list[Predicted], probs: np.ndarray, asked: list[Asked], scorer: Scorer, cfg: DistillConfig
 ) -> dict:
@@ -770,21 +854,9 @@ def check_metrics(
     per gap kind, of calibrated predictions on questions with known answers."""
 
     def part(keep_slot) -> dict:
-        qs = [a for a in asked if keep_slot(a.slot)]
-        number = {id(a.slot): i for i, a in enumerate(qs)}
-        sel = [i for i, p in enumerate(preds) if id(p.slot) in number]
-        p, y = probs[sel], np.asarray([preds[i].correct for i in sel])
-        q = [number[id(preds[i].slot)] for i in sel]
-        top1 = [i for i in sel if preds[i].rank == 1]
-        return {
-            "questions": len(qs),
-            "predictions": len(sel),
-            "accuracy_at_1": float(np.mean([preds[i].correct for i in top1])) if top1 else None,
-            "ece": ece(p, y, cfg.bins),
-            "thresholds": {f"{t:g}": selective(p, y, q, len(qs), t) for t in cfg.thresholds},
-        }
+        return selective_metrics(preds, probs, asked, cfg, keep_slot)
 
-    out = part(lambda s: True)
+    out = part(None)
     out["mrr"] = {sc.name: mean_rr(asked, sc) for sc in {MODEL.name: MODEL, scorer.name: scorer}.values()}
     out["examples"] = examples(preds, probs)
     out["per_relation"] = {
@@ -1040,12 +1112,13 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
             )
         dev = ask(model, ctx, dev_slots, cfg.batch_size, progress, "dev")
         scorer, dev_mrr = compare_scorers(dev)
-        dev_preds, dev_rejected = screen(predictions(dev, scorer, cfg.top_k, tail_ids), validator)
-        calibrator = fit_calibrator(dev_preds, cfg.min_calibration_points)
         test_slots, test_skipped = hidden_slots(ctx.corpus, paths.samples, "test", cfg, ctx.read)
         test = ask(model, ctx, test_slots, cfg.batch_size, progress, "test")
-        test_preds, test_rejected = screen(predictions(test, scorer, cfg.top_k, tail_ids), validator)
-        test_probs = probabilities(test_preds, calibrator)
+        chosen = check_scorer(scorer, dev, test, tail_ids, validator, cfg)
+        rules = Scorer("rules", fit_weights([a for a in dev if a.slot.truth], GRIDS["rules"]))
+        baseline = check_scorer(rules, dev, test, tail_ids, validator, cfg)
+        calibrator, dev_preds, test_preds = chosen.calibrator, chosen.dev_preds, chosen.test_preds
+        test_probs = chosen.test_probs
         files = {p for p, s in read_split(paths.split).items() if s == cfg.split}
         filled = _fill(
             model, ctx, tail_ids, validator, scorer, calibrator, files, cfg, progress, cfg.max_questions
@@ -1073,10 +1146,11 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
             "dev_ece": ece(dev_probs, [p.correct for p in dev_preds], cfg.bins),
             "bins": cfg.bins,
         },
-        "test": check_metrics(test_preds, test_probs, test, scorer, cfg),
+        "test": check_metrics(test_preds, test_probs, test, scorer, cfg)
+        | versus_rules(chosen, baseline, test, cfg),
         "rejected_hidden_fact_predictions": {
-            "dev": dict(sorted(dev_rejected.items())),
-            "test": dict(sorted(test_rejected.items())),
+            "dev": dict(sorted(chosen.dev_rejected.items())),
+            "test": dict(sorted(chosen.test_rejected.items())),
         },
         "skipped_hidden_facts": {
             "dev": dict(sorted(dev_skipped.items())),
@@ -1178,4 +1252,20 @@ def summary_table(metrics: dict) -> str:
         for t in ts:
             cells += [_f(e["thresholds"][t]["precision"]), _f(e["thresholds"][t]["coverage"])]
         lines.append("| " + " | ".join(cells) + " |")
+    rules, diff = test["rules"], test["chosen_minus_rules"]
+    cells = ["rules alone", str(rules["questions"]), str(rules["predictions"])]
+    cells += [_f(rules["accuracy_at_1"]), _f(rules["ece"])]
+    for t in ts:
+        cells += [_f(rules["thresholds"][t]["precision"]), _f(rules["thresholds"][t]["coverage"])]
+    lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Chosen scorer minus the rules alone (fitted and calibrated on dev the same way), same "
+        "test questions, 95% paired-bootstrap interval:",
+        "",
+    ]
+    for k, v in diff.items():
+        lines.append(
+            f"- {k}: {v['diff']:+.3f} [{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}]" if v else f"- {k}: –"
+        )
     return "\n".join(lines) + "\n"

@@ -382,15 +382,21 @@ def _means(rows: list[dict]) -> dict:
     }
 
 
-def paired_gain(a: list[dict], b: list[dict], seed: int, resamples: int = 1000) -> dict:
-    """MRR of system a minus system b on the same questions, with a 95% paired-bootstrap interval
-    (questions resampled with replacement, percentile interval)."""
-    d = np.asarray([x["rr"] - y["rr"] for x, y in zip(a, b)])
+def paired_interval(d, seed: int, resamples: int = 1000, key: str = "diff") -> dict:
+    """The mean of per-question differences `d` (system a minus system b on the same questions)
+    with a 95% paired-bootstrap interval (questions resampled with replacement, percentile
+    interval); {} without questions."""
+    d = np.asarray(d, np.float64)
     if len(d) == 0:
         return {}
     means = d[np.random.default_rng(seed).integers(len(d), size=(resamples, len(d)))].mean(1)
     low, high = np.percentile(means, [2.5, 97.5])
-    return {"mrr_diff": float(d.mean()), "ci95_low": float(low), "ci95_high": float(high)}
+    return {key: float(d.mean()), "ci95_low": float(low), "ci95_high": float(high)}
+
+
+def paired_gain(a: list[dict], b: list[dict], seed: int, resamples: int = 1000) -> dict:
+    """MRR of system a minus system b on the same questions, with its paired interval."""
+    return paired_interval([x["rr"] - y["rr"] for x, y in zip(a, b)], seed, resamples, "mrr_diff")
 
 
 def _gains(rows: dict[str, list[dict]], seed: int) -> dict:
