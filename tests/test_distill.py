@@ -458,6 +458,10 @@ def test_stage_metrics_name_the_scorer_and_check_calibration_on_test(staged):
     assert rules["questions"] == test["questions"] and set(rules["thresholds"]) == set(test["thresholds"])
     assert all(w["model"] == 0 for w in rules["weights"].values())
     assert diff["mrr"]["diff"] == pytest.approx(test["mrr"][s["chosen"]] - rules["mrr"])
+    cv = s["dev_versus_rules"]  # the same comparison by 2-fold cross-validation on dev
+    assert cv["questions"] == 6 and set(cv["chosen_minus_rules"]) == set(diff)
+    for k, d in cv["chosen_minus_rules"].items():
+        assert d["diff"] == pytest.approx(cv["chosen"][k] - cv["rules"][k])
     for t in test["thresholds"]:
         d = diff[f"recall@{t}"]
         assert d["diff"] == pytest.approx(test["thresholds"][t]["recall"] - rules["thresholds"][t]["recall"])
