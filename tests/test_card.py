@@ -29,6 +29,7 @@ METRICS = {
         "test": {
             "thresholds": {"0.5": {"precision": 0.6, "coverage": 0.9}, "0.8": {"precision": 0.75}},
             "ece": 0.1,
+            "rules": {"thresholds": {"0.5": {"precision": 0.55, "coverage": 0.8}}},
         },
         "distilled": {"added": {"has_type": {}}},
         "scorer": {"chosen": "model"},

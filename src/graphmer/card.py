@@ -125,6 +125,12 @@ def model_card(params: dict[str, Any], model: dict, metrics: dict[str, dict]) ->
             f"facts, precision {_f(at.get('precision'))} at probability >= {top} (coverage "
             f"{_f(at.get('coverage'))}), expected calibration error {_f(test.get('ece'))}.",
         ]
+        rules = test.get("rules", {}).get("thresholds", {}).get(top)
+        if rules:
+            lines[-1] += (
+                f" The cheap rules alone, fitted and calibrated the same way: precision "
+                f"{_f(rules.get('precision'))} (coverage {_f(rules.get('coverage'))})."
+            )
     lines += [
         "",
         "## Limitations",
