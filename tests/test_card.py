@@ -61,3 +61,13 @@ def test_the_card_reads_the_typed_params():
 )
 def test_the_distilled_graph_is_reported_at_the_highest_threshold(thresholds, reported):
     assert reported in model_card(params(thresholds=thresholds), MODEL, METRICS)
+
+
+def test_the_card_gives_the_rules_alone_beside_the_distilled_graph():
+    card = model_card(params(thresholds=[0.5]), MODEL, METRICS)
+    assert (
+        "error 0.100. The cheap rules alone, fitted and calibrated the same way: precision 0.550 "
+        "(coverage 0.800)." in card
+    )
+    # a threshold the rules' figures lack: no sentence about them
+    assert "rules alone" not in model_card(params(thresholds=[0.5, 0.8]), MODEL, METRICS)
