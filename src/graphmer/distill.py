@@ -510,6 +510,11 @@ def question_rr(asked: list[Asked], scorer: Scorer) -> np.ndarray:
     return np.asarray([reciprocal_ranks(scorer.scores(a)[:, None], a.target, a.keep)[0] for a in asked])
 
 
+def fitted(name: str, asked: list[Asked]) -> Scorer:
+    """The scorer `name` ('model', or a grid of GRIDS) with its weights fitted on `asked`."""
+    return MODEL if name == MODEL.name else Scorer(name, fit_weights(asked, GRIDS[name]))
+
+
 def mean_rr(asked: list[Asked], scorer: Scorer) -> float:
     """MRR of a scorer (0 without questions)."""
     rr = question_rr(asked, scorer)
@@ -526,19 +531,18 @@ def compare_scorers(dev: list[Asked]) -> tuple[Scorer, dict]:
     the model with the rules, refitted on all of dev."""
     asked = [a for a in dev if a.slot.truth]
     mrr = {"model": mean_rr(asked, MODEL)}
-    for name, grid in GRIDS.items():
+    for name in GRIDS:
         rr = []
         for fold in (0, 1):
             held = [a for a in asked if _fold(a) == fold]
-            scorer = Scorer(name, fit_weights([a for a in asked if _fold(a) != fold], grid))
+            scorer = fitted(name, [a for a in asked if _fold(a) != fold])
             rr += [mean_rr([a], scorer) for a in held]
         mrr[name] = float(np.mean(rr))
     for rule in baselines.RULES:
         mrr[rule] = float(np.mean([a.rules_rr[rule] for a in asked]))
     mrr["rule_by_relation"] = _rule_by_relation_cv(asked)
     best = max(("model", "model+rules"), key=lambda s: (mrr[s], s == "model"))
-    chosen = MODEL if best == "model" else Scorer(best, fit_weights(asked, GRIDS[best]))
-    return chosen, mrr
+    return fitted(best, asked), mrr
 
 
 def _rule_by_relation_cv(asked: list[Asked]) -> float:
@@ -869,11 +873,7 @@ def versus_rules_on_dev(
         fit, held = [a for a in asked if _fold(a) != fold], [a for a in asked if _fold(a) == fold]
         if not fit or not held:
             return {}  # a tiny dev set whose questions all fall in one fold
-        kinds = (
-            chosen if chosen is MODEL else Scorer(chosen.name, fit_weights(fit, GRIDS[chosen.name])),
-            Scorer("rules", fit_weights(fit, GRIDS["rules"])),
-        )
-        for scorer, out in zip(kinds, (mine, theirs)):
+        for scorer, out in zip((fitted(chosen.name, fit), fitted("rules", fit)), (mine, theirs)):
             for k, v in outcomes(
                 check_scorer(scorer, fit, held, tail_ids, validator, cfg), held, cfg
             ).items():
@@ -893,10 +893,8 @@ def check_metrics(
     """Precision, coverage and recall at each threshold, ECE and MRR, overall, per relation and
     per gap kind, of calibrated predictions on questions with known answers."""
 
-    def part(keep_slot) -> dict:
-        return selective_metrics(preds, probs, asked, cfg, keep_slot)
-
-    out = part(None)
+    part = functools.partial(selective_metrics, preds, probs, asked, cfg)
+    out = part()
     out["mrr"] = {sc.name: mean_rr(asked, sc) for sc in {MODEL.name: MODEL, scorer.name: scorer}.values()}
     out["examples"] = examples(preds, probs)
     out["per_relation"] = {
@@ -1156,10 +1154,10 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
         test_slots, test_skipped = hidden_slots(ctx.corpus, paths.samples, "test", cfg, ctx.read)
         test = ask(model, ctx, test_slots, cfg.batch_size, progress, "test")
         chosen = check_scorer(scorer, dev, test, tail_ids, validator, cfg)
-        rules = Scorer("rules", fit_weights([a for a in dev if a.slot.truth], GRIDS["rules"]))
-        baseline = check_scorer(rules, dev, test, tail_ids, validator, cfg)
-        calibrator, dev_preds, test_preds = chosen.calibrator, chosen.dev_preds, chosen.test_preds
-        test_probs = chosen.test_probs
+        baseline = check_scorer(
+            fitted("rules", [a for a in dev if a.slot.truth]), dev, test, tail_ids, validator, cfg
+        )
+        calibrator, dev_preds = chosen.calibrator, chosen.dev_preds
         files = {p for p, s in read_split(paths.split).items() if s == cfg.split}
         filled = _fill(
             model, ctx, tail_ids, validator, scorer, calibrator, files, cfg, progress, cfg.max_questions
@@ -1188,7 +1186,7 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
             "dev_ece": ece(dev_probs, [p.correct for p in dev_preds], cfg.bins),
             "bins": cfg.bins,
         },
-        "test": check_metrics(test_preds, test_probs, test, scorer, cfg)
+        "test": check_metrics(chosen.test_preds, chosen.test_probs, test, scorer, cfg)
         | versus_rules(chosen, baseline, test, cfg),
         "rejected_hidden_fact_predictions": {
             "dev": dict(sorted(chosen.dev_rejected.items())),
@@ -1205,7 +1203,9 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
         },
         "seconds": round(time.perf_counter() - start, 1),
     }
-    write_outputs(metrics, reliability(test_probs, [p.correct for p in test_preds], cfg.bins), paths)
+    write_outputs(
+        metrics, reliability(chosen.test_probs, [p.correct for p in chosen.test_preds], cfg.bins), paths
+    )
     return metrics
 
 
