@@ -18,11 +18,13 @@ from graphmer.calibrate import Calibrator, Isotonic, ece, reliability, selective
 from graphmer.cli import main
 from graphmer.config import ConfigError, DistillConfig, PathsConfig, TokenizerConfig, build
 from graphmer.distill import (
+    FEATURES,
     Asked,
     Checked,
     Context,
     Graph,
     Predicted,
+    ProjectLookup,
     Scorer,
     Slot,
     TailIds,
@@ -107,7 +109,7 @@ def test_recalled_marks_the_questions_whose_right_tail_passes_the_threshold():
         Slot(f"py:m.f{i}.x", Relation.HAS_TYPE, "untyped_parameter", "p/m.py", 1, (0, 1), truth=truth)
         for i in range(4)
     ]
-    asked = [Asked(s, [], np.zeros((0, 4)), np.zeros(0, bool), -1) for s in slots]
+    asked = [Asked(s, [], np.zeros((0, len(FEATURES))), np.zeros(0, bool), -1) for s in slots]
     # the hand counts of `selective` above: questions 0, 0, 1, 2; question 3 has no prediction
     preds = [
         Predicted(slots[q], 1, "int", "py:builtins.int", 0.5, y)
@@ -127,9 +129,10 @@ def test_versus_rules_gives_the_chosen_scorer_minus_the_rules_per_question():
         for i in range(4)
     ]
     # candidate 0 is right: first by the model's column, second by name lookup's
-    feats = np.asarray([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    feats = np.asarray([[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]])
     asked = [Asked(s, ["int", "str"], feats, np.ones(2, bool), 0) for s in slots]
-    chosen, rules = Scorer("model", {"*": (1.0, 0.0, 0.0, 0.0)}), Scorer("rules", {"*": (0.0, 1.0, 0.0, 0.0)})
+    chosen = Scorer("model", {"*": (1.0, 0.0, 0.0, 0.0, 0.0)})
+    rules = Scorer("rules", {"*": (0.0, 1.0, 0.0, 0.0, 0.0)})
 
     def checked(scorer, probs):  # one right prediction per question, calibrated to `probs`
         preds = [Predicted(s, 1, "int", "py:builtins.int", 0.5, True) for s in slots]
@@ -320,6 +323,35 @@ def test_gaps_are_unannotated_heads_only(tmp_path):
     assert asked == {("py:m.f.a", "untyped_parameter"), ("py:m.g", "untyped_function")}
     assert found == {"untyped_parameter": 1, "untyped_function": 1}
     assert gap_slots(graph, {"p/m.py"}, ["javascript"], read)[0] == []
+
+
+def test_project_lookup_counts_same_named_heads_of_the_question_project_less_its_own(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "a").mkdir(parents=True)
+    (raw / "b").mkdir()
+    (raw / "a/ma.py").write_text(
+        "def f(path: str):\n    pass\n\ndef g(path: str):\n    pass\n\n"
+        "def h(path: int):\n    pass\n\ndef k(path):\n    pass\n\ndef m(other: float):\n    pass\n"
+    )
+    (raw / "b/mb.py").write_text("def f(path: bytes):\n    pass\n")
+    extract_kg({"a": raw / "a", "b": raw / "b"}, tmp_path / "kg", progress=False)
+    graph = Graph.load(tmp_path / "kg")
+
+    def forms(names):
+        return [tuple(map(ord, n)) for n in names]
+
+    lookup = ProjectLookup(graph, forms)
+    names = ["str", "int", "bytes", "float"]
+    index = dict(zip(forms(names), range(len(names))))
+
+    def counts(head, file):
+        slot = Slot(head, int(Relation.HAS_TYPE), "untyped_parameter", file, 1, (0, 0))
+        return dict(zip(names, lookup.counts_for(slot, names, index).tolist()))
+
+    # f's own `str` stays hidden; b's `bytes` is another project's; `other` is another name
+    assert counts("py:ma.f.path", "a/ma.py") == {"str": 1, "int": 1, "bytes": 0, "float": 0}
+    assert counts("py:ma.k.path", "a/ma.py") == {"str": 2, "int": 1, "bytes": 0, "float": 0}
+    assert counts("py:mb.f.path", "b/mb.py") == {"str": 0, "int": 0, "bytes": 0, "float": 0}
 
 
 @pytest.fixture(scope="module")
@@ -583,6 +615,17 @@ def test_a_calibrator_of_another_model_is_refused(staged, corpus, capsys, tmp_pa
     (tmp_path / "src/a.py").write_text("def f(x):\n    return x\n")
     code, _, err = _cli(corpus, other, capsys, tmp_path / "src", "--out", tmp_path / "out")
     assert code == 1 and "fitted for another model" in err
+
+
+def test_a_calibrator_of_other_features_is_refused(staged, corpus, capsys, tmp_path):
+    other = tmp_path / "calibration.json"
+    d = json.loads(corpus.calibration.read_text())
+    d["scorer"]["features"] = d["scorer"]["features"][:4]  # a file fitted before project_lookup
+    other.write_text(json.dumps(d))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/a.py").write_text("def f(x):\n    return x\n")
+    code, _, err = _cli(corpus, other, capsys, tmp_path / "src", "--out", tmp_path / "out")
+    assert code == 1 and "rerun `dvc repro distill`" in err and "project_lookup" in err
 
 
 def test_context_candidates_are_training_tails_plus_file_names_within_the_token_limit(staged, corpus):

@@ -80,7 +80,9 @@ TYPE_RELATIONS = (
     Relation.CATCHES,
 )
 CLASS_KINDS = ("class", "interface")
-FEATURES = ("model", "name_lookup", "copy", "frequency")  # a scorer weighs these per candidate
+# a scorer weighs these per candidate: the model's log-probability, the training graph's name lookup
+# (any project), copy closeness, training frequency, and the project lookup (`ProjectLookup`)
+FEATURES = ("model", "name_lookup", "copy", "frequency", "project_lookup")
 CONTEXT_BYTES = 4096  # code read each side of the head: more than a window of R tokens holds
 
 
@@ -351,6 +353,7 @@ class Context:
         self.read = functools.lru_cache(maxsize=64)(read)  # a chunk's questions share few files
         self.known = {r: _training_only(c, leaves, max_tokens) for r, c in ranking.cands.items()}
         self._ids: dict[str, tuple[int, ...]] = {}
+        self.project = ProjectLookup(local, self.token_forms)
 
     def token_forms(self, names: list[str]) -> list[tuple[int, ...]]:
         new = [n for n in names if n not in self._ids]
@@ -379,6 +382,42 @@ class Context:
             np.concatenate([known.train_count, np.zeros(len(extra), np.int64)]),
             known.log_length_prior,
         )
+
+
+class ProjectLookup:
+    """What the question's own project says about its head's name: per (project, gap relation, head
+    name), how often each tail (as leaf ids) is that relation's tail of a same-named head in the
+    distilled files' static graph, less the question's own head (its hidden fact stays hidden).
+    A gap's reader sees the same: the rest of its project, annotations and all. The training graph's
+    `name_lookup` pools every project; a name like `path` or `config` is typed per project."""
+
+    RELATIONS = frozenset(int(r) for r, _ in GAP_KINDS.values())
+
+    def __init__(self, graph: Graph, token_forms):
+        self.graph, self.forms = graph, token_forms
+        tri = graph.triples.select(["head", "relation", "tail", "file"]).to_pydict()
+        rows = [
+            (_source(f), r, graph.name_of(h), graph.name_of(t))
+            for h, r, t, f in zip(tri["head"], tri["relation"], tri["tail"], tri["file"])
+            if r in self.RELATIONS and not is_unresolved(t)
+        ]
+        tails = sorted({t for *_, t in rows})
+        form = dict(zip(tails, token_forms(tails)))
+        self.counts: dict[tuple[str, int, str], Counter] = defaultdict(Counter)
+        for project, r, head_name, tail in rows:
+            self.counts[(project, r, head_name)][form[tail]] += 1
+
+    def counts_for(self, slot: Slot, cands: Candidates, index) -> np.ndarray:
+        g = self.graph
+        counts = Counter(self.counts.get((_source(slot.file), slot.relation, g.name_of(slot.head)), {}))
+        own = [g.name_of(t) for t in g.tails.get((slot.head, slot.relation), ()) if not is_unresolved(t)]
+        counts.subtract(self.forms(own))
+        out = np.zeros(len(cands), np.float64)
+        for tail, n in counts.items():
+            c = index.get(tail)
+            if c is not None and n > 0:
+                out[c] = n
+        return out
 
 
 def _training_only(cands: Candidates, leaves: int, max_tokens: int) -> Candidates:
@@ -414,8 +453,16 @@ def _features(ctx: Context, s: Slot, q: Question, c: Candidates, model_scores: t
     head_name = ctx.local.name_of(s.head)
     close = baselines.copy_closeness(roots, q.anchor, q.head_end, c, k.begins, k.ends, index)
     named = k.lookup.counts_for(head_name, s.relation, c, index)
+    ours = ctx.project.counts_for(s, c, index)
     feats = np.stack(
-        [model_scores.numpy(), np.log1p(named), close / R, np.log1p(c.train_count.astype(np.float64))], 1
+        [
+            model_scores.numpy(),
+            np.log1p(named),
+            close / R,
+            np.log1p(c.train_count.astype(np.float64)),
+            np.log1p(ours),
+        ],
+        1,
     ).astype(np.float32)
     keep = np.ones(len(c), bool)
     target = -1
@@ -476,11 +523,16 @@ class Scorer:
         return [(int(kept[i]), float(p[i])) for i in order]
 
 
-MODEL = Scorer("model", {"*": (1.0, 0.0, 0.0, 0.0)})
-# weights of name lookup, copy and frequency; in model+rules the model's own weight (> 0) sets how
-# much its log-probability counts beside them
+MODEL = Scorer("model", {"*": (1.0, 0.0, 0.0, 0.0, 0.0)})
+# weights of name lookup, copy, frequency and project lookup; in model+rules the model's own weight
+# (> 0) sets how much its log-probability counts beside them
 RULE_WEIGHTS = list(
-    product((0.0, 0.25, 0.5, 1.0, 2.0, 4.0), (0.0, 1.0, 2.0, 4.0, 8.0), (0.0, 0.25, 0.5, 1.0))
+    product(
+        (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+        (0.0, 1.0, 2.0, 4.0, 8.0),
+        (0.0, 0.25, 0.5, 1.0),
+        (0.0, 1.0, 2.0, 4.0),
+    )
 )
 GRIDS = {
     "model+rules": np.asarray([(m, *w) for m in (0.25, 0.5, 1.0, 2.0) for w in RULE_WEIGHTS]),
@@ -1060,12 +1112,17 @@ def load_fitted(path: Path, digest: str) -> tuple[Scorer, Calibrator, int]:
         raise GraphmerError(f"{path} not found: fit the calibrator first (`dvc repro distill`)")
     try:
         d = json.loads(path.read_text())
+        features = d["scorer"]["features"]
         scorer = Scorer(d["scorer"]["name"], {k: tuple(v) for k, v in d["scorer"]["weights"].items()})
         calibrator, max_tokens = Calibrator.from_dict(d["calibrator"]), int(d["max_tail_tokens"])
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise GraphmerError(f"{path} is not a distill calibration file: {err!r}") from err
     if d.get("model_sha256") != digest:
         raise GraphmerError(f"{path} was fitted for another model: rerun `dvc repro distill`")
+    if features != list(FEATURES):
+        raise GraphmerError(
+            f"{path} weighs {features}, this version {list(FEATURES)}: rerun `dvc repro distill`"
+        )
     return scorer, calibrator, max_tokens
 
 
