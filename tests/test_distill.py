@@ -18,6 +18,7 @@ from graphmer.calibrate import Calibrator, Isotonic, ece, reliability, selective
 from graphmer.cli import main
 from graphmer.config import ConfigError, DistillConfig, PathsConfig, TokenizerConfig, build
 from graphmer.distill import (
+    BASIS,
     FEATURES,
     Asked,
     Checked,
@@ -30,6 +31,7 @@ from graphmer.distill import (
     TailIds,
     Validator,
     distill,
+    fit_weights,
     gap_slots,
     python_annotations,
     python_returners,
@@ -122,6 +124,27 @@ def test_recalled_marks_the_questions_whose_right_tail_passes_the_threshold():
     assert recalled(preds, probs, asked, 0.2).mean() == s["recall"]
 
 
+def _weights(**w) -> tuple[float, ...]:
+    return tuple(w.get(c, 0.0) for c in BASIS)
+
+
+def test_listwise_weights_rank_by_the_informative_column_with_probabilities_that_match():
+    """Two candidates per question; the one the project lookup names is right in 80% of them. The
+    conditional logit fits the softmax's scale too: its probability is that 80%, not just an order."""
+    rng = np.random.default_rng(0)
+    feats = np.zeros((2, len(FEATURES)), np.float32)
+    feats[0, FEATURES.index("project_lookup")] = np.log1p(1.0)
+    feats[:, FEATURES.index("model")] = rng.normal(size=2)  # noise the rules must not use
+    slot = Slot("py:m.f.x", int(Relation.HAS_TYPE), "untyped_parameter", "p/m.py", 1, (0, 1))
+    asked = [Asked(slot, ["A", "B"], feats, np.ones(2, bool), int(rng.random() >= 0.8)) for _ in range(500)]
+    right = np.mean([a.target == 0 for a in asked])
+    w = fit_weights(asked, tuple(c for c in BASIS if not c.startswith("model")))
+    scorer = Scorer("rules", w)
+    (row, p), _ = scorer.top(asked[0], 2)
+    assert row == 0 and abs(p - right) < 0.01
+    assert w["*"][BASIS.index("model")] == 0.0
+
+
 def test_versus_rules_gives_the_chosen_scorer_minus_the_rules_per_question():
     truth = frozenset({"py:builtins.int"})
     slots = [
@@ -131,8 +154,8 @@ def test_versus_rules_gives_the_chosen_scorer_minus_the_rules_per_question():
     # candidate 0 is right: first by the model's column, second by name lookup's
     feats = np.asarray([[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]])
     asked = [Asked(s, ["int", "str"], feats, np.ones(2, bool), 0) for s in slots]
-    chosen = Scorer("model", {"*": (1.0, 0.0, 0.0, 0.0, 0.0)})
-    rules = Scorer("rules", {"*": (0.0, 1.0, 0.0, 0.0, 0.0)})
+    chosen = Scorer("model", {"*": _weights(model=1.0)})
+    rules = Scorer("rules", {"*": _weights(lookup=1.0)})
 
     def checked(scorer, probs):  # one right prediction per question, calibrated to `probs`
         preds = [Predicted(s, 1, "int", "py:builtins.int", 0.5, True) for s in slots]

@@ -40,7 +40,6 @@ import time
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -500,16 +499,73 @@ def reciprocal_ranks(scores: np.ndarray, target: int, keep: np.ndarray) -> np.nd
 # --------------------------------------------------------------------------- scorers
 
 
+# A scorer is linear in a basis of the FEATURES, built per question (a share needs the question's
+# total): each count as its log, whether it is there at all and its share of the question's counts;
+# the model's, copy's and frequency's columns once more for questions where the name lookup knows
+# nothing, so they can weigh differently there. `rules` leaves the model's columns out.
+BASIS = (
+    "model",
+    "model_without_lookup",
+    "lookup",
+    "lookup_any",
+    "lookup_share",
+    "lookup_top",
+    "copy",
+    "copy_any",
+    "copy_without_lookup",
+    "frequency",
+    "frequency_without_lookup",
+    "project",
+    "project_any",
+    "project_share",
+)
+SCORER_COLUMNS = {
+    "model+rules": BASIS,
+    "rules": tuple(c for c in BASIS if not c.startswith("model")),
+}
+
+
+def _share(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else np.zeros_like(counts)
+
+
+def basis(feats: np.ndarray) -> np.ndarray:
+    """A question's (C, len(FEATURES)) features -> its (C, len(BASIS)) columns."""
+    model, lookup, close, freq, project = feats.astype(np.float64).T
+    counts = np.expm1(lookup)
+    share = _share(counts)
+    alone = counts.sum() == 0
+    top = (share > 0) & (share == share.max(initial=0.0))
+    cols = {
+        "model": model,
+        "model_without_lookup": model if alone else np.zeros_like(model),  # no nan from -inf * 0
+        "lookup": lookup,
+        "lookup_any": counts > 0,
+        "lookup_share": share,
+        "lookup_top": top,
+        "copy": close,
+        "copy_any": close > 0,
+        "copy_without_lookup": close * alone,
+        "frequency": freq,
+        "frequency_without_lookup": freq * alone,
+        "project": project,
+        "project_any": project > 0,
+        "project_share": _share(np.expm1(project)),
+    }
+    return np.stack([np.asarray(cols[c], np.float64) for c in BASIS], 1)
+
+
 @dataclass(frozen=True)
 class Scorer:
-    """A weighted sum of FEATURES per candidate; weights per relation name ('*': any other)."""
+    """Weights on BASIS per relation name ('*': any other)."""
 
     name: str
     weights: dict[str, tuple[float, ...]]
 
     def scores(self, a: Asked) -> np.ndarray:
         w = self.weights.get(RELATION_NAMES[a.slot.relation], self.weights["*"])
-        return a.feats.astype(np.float64) @ np.asarray(w)
+        return basis(a.feats) @ np.asarray(w)
 
     def top(self, a: Asked, k: int) -> list[tuple[int, float]]:
         """The k best kept candidates with their softmax over the kept candidates."""
@@ -523,37 +579,59 @@ class Scorer:
         return [(int(kept[i]), float(p[i])) for i in order]
 
 
-MODEL = Scorer("model", {"*": (1.0, 0.0, 0.0, 0.0, 0.0)})
-# weights of name lookup, copy, frequency and project lookup; in model+rules the model's own weight
-# (> 0) sets how much its log-probability counts beside them
-RULE_WEIGHTS = list(
-    product(
-        (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
-        (0.0, 1.0, 2.0, 4.0, 8.0),
-        (0.0, 0.25, 0.5, 1.0),
-        (0.0, 1.0, 2.0, 4.0),
-    )
-)
-GRIDS = {
-    "model+rules": np.asarray([(m, *w) for m in (0.25, 0.5, 1.0, 2.0) for w in RULE_WEIGHTS]),
-    "rules": np.asarray([(0.0, *w) for w in RULE_WEIGHTS if any(w)]),
-}
+MODEL = Scorer("model", {"*": tuple(float(c == "model") for c in BASIS)})
 MIN_FIT_QUESTIONS = 30  # a relation with fewer dev questions takes the weights fitted on all of them
+L2 = 1e-3  # on standardized columns: keeps a column that never varies in a fold at weight 0
 
 
-def _grid_rr(asked: list[Asked], grid: np.ndarray) -> np.ndarray:
-    """(questions, weightings) reciprocal ranks."""
-    return np.stack([reciprocal_ranks(a.feats.astype(np.float64) @ grid.T, a.target, a.keep) for a in asked])
+def fit_listwise(asked: list[Asked], columns: tuple[str, ...]) -> tuple[float, ...]:
+    """Weights on BASIS (0 outside `columns`) that maximise the likelihood of each question's answer
+    under a softmax over its kept candidates: a conditional logit (McFadden, 1974), fitted by L-BFGS
+    on standardized columns. Unlike weights chosen for MRR alone, the softmax's scale is fitted too,
+    so its probabilities already mean something before the isotonic maps refine them."""
+    use = [BASIS.index(c) for c in columns]
+    rows = [(basis(a.feats)[:, use], a.keep.copy(), a.target) for a in asked if a.target >= 0]
+    rows = [(x, keep & np.isfinite(x).all(1), t) for x, keep, t in rows]
+    rows = [(np.where(keep[:, None], x, 0.0), keep, t) for x, keep, t in rows if keep[t]]
+    if not rows:
+        return tuple(0.0 for _ in BASIS)
+    width = max(len(x) for x, _, _ in rows)
+    X = np.zeros((len(rows), width, len(use)))
+    mask = np.zeros((len(rows), width), bool)
+    for i, (x, keep, _) in enumerate(rows):
+        X[i, : len(x)], mask[i, : len(x)] = x, keep
+    flat = X[mask]
+    mean, sd = flat.mean(0), flat.std(0)
+    sd[sd == 0] = 1.0
+    with torch.inference_mode(False), torch.enable_grad():  # the stage asks in inference mode
+        Z = torch.from_numpy((X - mean) / sd)
+        allowed = torch.from_numpy(mask)
+        target = torch.as_tensor([t for _, _, t in rows])
+        w = torch.zeros(len(use), dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe")
+
+        def loss():
+            opt.zero_grad()
+            s = (Z @ w).masked_fill(~allowed, -torch.inf)
+            nll = torch.logsumexp(s, 1) - s[torch.arange(len(rows)), target]
+            out = nll.mean() + L2 * (w * w).sum()
+            out.backward()
+            return out
+
+        opt.step(loss)
+    raw = w.detach().numpy() / sd  # the mean's shift is the same for every candidate: no change
+    full = np.zeros(len(BASIS))
+    full[use] = raw
+    return tuple(float(v) for v in full)
 
 
-def fit_weights(asked: list[Asked], grid: np.ndarray) -> dict[str, tuple[float, ...]]:
-    """Per relation the weighting of the grid with the best MRR on `asked` (ties: the first)."""
-    rr = _grid_rr(asked, grid) if asked else np.zeros((0, len(grid)))
-    rel = np.asarray([a.slot.relation for a in asked])
-    out = {"*": tuple(grid[int(np.argmax(rr.mean(0)))]) if len(rr) else tuple(grid[0])}
-    for r in sorted(set(rel.tolist())):
-        if (rel == r).sum() >= MIN_FIT_QUESTIONS:
-            out[RELATION_NAMES[r]] = tuple(grid[int(np.argmax(rr[rel == r].mean(0)))])
+def fit_weights(asked: list[Asked], columns: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    """`fit_listwise` on all of `asked` ('*') and on each relation with enough questions."""
+    rel = [a.slot.relation for a in asked if a.target >= 0]
+    out = {"*": fit_listwise(asked, columns)}
+    for r in sorted(set(rel)):
+        if rel.count(r) >= MIN_FIT_QUESTIONS:
+            out[RELATION_NAMES[r]] = fit_listwise([a for a in asked if a.slot.relation == r], columns)
     return out
 
 
@@ -563,8 +641,8 @@ def question_rr(asked: list[Asked], scorer: Scorer) -> np.ndarray:
 
 
 def fitted(name: str, asked: list[Asked]) -> Scorer:
-    """The scorer `name` ('model', or a grid of GRIDS) with its weights fitted on `asked`."""
-    return MODEL if name == MODEL.name else Scorer(name, fit_weights(asked, GRIDS[name]))
+    """The scorer `name` ('model', or one of SCORER_COLUMNS) with its weights fitted on `asked`."""
+    return MODEL if name == MODEL.name else Scorer(name, fit_weights(asked, SCORER_COLUMNS[name]))
 
 
 def mean_rr(asked: list[Asked], scorer: Scorer) -> float:
@@ -583,7 +661,7 @@ def compare_scorers(dev: list[Asked]) -> tuple[Scorer, dict]:
     the model with the rules, refitted on all of dev."""
     asked = [a for a in dev if a.slot.truth]
     mrr = {"model": mean_rr(asked, MODEL)}
-    for name in GRIDS:
+    for name in SCORER_COLUMNS:
         rr = []
         for fold in (0, 1):
             held = [a for a in asked if _fold(a) == fold]
@@ -902,7 +980,7 @@ def versus_rules(chosen: Checked, rules: Checked, asked: list[Asked], cfg: Disti
     paired interval: reciprocal rank, and a right triple kept at each threshold (recall)."""
     return {
         "rules": {
-            "weights": {k: dict(zip(FEATURES, v)) for k, v in rules.scorer.weights.items()},
+            "weights": {k: dict(zip(BASIS, v)) for k, v in rules.scorer.weights.items()},
             "mrr": mean_rr(asked, rules.scorer),
             **selective_metrics(rules.test_preds, rules.test_probs, asked, cfg),
         },
@@ -1097,7 +1175,12 @@ def save_fitted(path: Path, scorer: Scorer, calibrator: Calibrator, digest: str,
         path,
         {
             "model_sha256": digest,
-            "scorer": {"name": scorer.name, "features": list(FEATURES), "weights": scorer.weights},
+            "scorer": {
+                "name": scorer.name,
+                "features": list(FEATURES),
+                "basis": list(BASIS),
+                "weights": scorer.weights,
+            },
             "calibrator": calibrator.to_dict(),
             # what shapes a question's candidates, hence the softmax the calibrators map
             "max_tail_tokens": cfg.max_tail_tokens,
@@ -1112,16 +1195,17 @@ def load_fitted(path: Path, digest: str) -> tuple[Scorer, Calibrator, int]:
         raise GraphmerError(f"{path} not found: fit the calibrator first (`dvc repro distill`)")
     try:
         d = json.loads(path.read_text())
-        features = d["scorer"]["features"]
+        features = d["scorer"]["features"], d["scorer"].get("basis")
         scorer = Scorer(d["scorer"]["name"], {k: tuple(v) for k, v in d["scorer"]["weights"].items()})
         calibrator, max_tokens = Calibrator.from_dict(d["calibrator"]), int(d["max_tail_tokens"])
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise GraphmerError(f"{path} is not a distill calibration file: {err!r}") from err
     if d.get("model_sha256") != digest:
         raise GraphmerError(f"{path} was fitted for another model: rerun `dvc repro distill`")
-    if features != list(FEATURES):
+    if features != (list(FEATURES), list(BASIS)):
         raise GraphmerError(
-            f"{path} weighs {features}, this version {list(FEATURES)}: rerun `dvc repro distill`"
+            f"{path} weighs {features}, this version {list(FEATURES)} as {list(BASIS)}: "
+            "rerun `dvc repro distill`"
         )
     return scorer, calibrator, max_tokens
 
@@ -1228,7 +1312,7 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
         "scorer": {
             "chosen": scorer.name,
             "dev_mrr": dev_mrr,
-            "weights": {k: dict(zip(FEATURES, v)) for k, v in scorer.weights.items()},
+            "weights": {k: dict(zip(BASIS, v)) for k, v in scorer.weights.items()},
             "dev_questions": len(dev),
             "dev_versus_rules": dev_versus_rules,
         },
