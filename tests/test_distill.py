@@ -31,8 +31,10 @@ from graphmer.distill import (
     TailIds,
     Validator,
     distill,
+    fit_calibrator,
     fit_weights,
     gap_slots,
+    probabilities,
     python_annotations,
     python_returners,
     recalled,
@@ -567,6 +569,18 @@ def test_config_rules():
         build(DistillConfig, {"thresholds": []}, "distill")
     with pytest.raises(ConfigError, match="distill.top_k must be >= 1"):
         build(DistillConfig, {"top_k": 0}, "distill")
+    with pytest.raises(ConfigError, match="distill.calibration must be isotonic or softmax"):
+        build(DistillConfig, {"calibration": "platt"}, "distill")
+
+
+def test_softmax_calibration_keeps_the_scorer_probabilities_and_isotonic_maps_them():
+    slot = Slot("py:m.f.x", int(Relation.HAS_TYPE), "untyped_parameter", "p/m.py", 1, (0, 1))
+    raw = np.linspace(0.05, 0.95, 40)
+    preds = [Predicted(slot, 1, "int", "py:builtins.int", float(r), i % 2 == 0) for i, r in enumerate(raw)]
+    same = probabilities(preds, fit_calibrator(preds, replace(CFG, calibration="softmax")))
+    assert np.allclose(same, raw)
+    mapped = probabilities(preds, fit_calibrator(preds, CFG))  # right every other time: about 0.5 each
+    assert np.all(np.abs(mapped - 0.5) < 0.1)
 
 
 # --------------------------------------------------------------------------- `graphmer distill`

@@ -103,6 +103,11 @@ class Calibrator:
             out[sel] = self.by_key.get(k, self.pooled)(x[sel])
         return out
 
+    @classmethod
+    def identity(cls) -> Calibrator:
+        """Probabilities as they come: one map, linear from (0, 0) to (1, 1)."""
+        return cls(Isotonic((0.0, 1.0), (0.0, 1.0), (0.0, 1.0), 0), {}, 0)
+
     def source(self, key: Hashable) -> str:
         """Which map serves `key`: its own or the pooled one."""
         return "own" if str(key) in self.by_key else "pooled"

@@ -514,6 +514,10 @@ class DistillConfig:
     """Gap questions asked on the distilled files, a seeded sample (0: every gap)."""
     held_out_per_relation: int = ranged(0, NON_NEGATIVE)
     """Hidden facts per relation asked on dev (fitting) and on test (the check); 0: all of them."""
+    calibration: str = "isotonic"
+    """isotonic: a map per relation fitted on dev's predictions (lowest dev ECE); softmax: the dev-fitted
+    scorer's own softmax as it is (its scale is fitted by maximum likelihood: temperature scaling
+    built in), a smooth map with no step for a threshold to fall on (README: the trade-off)."""
     min_calibration_points: int = ranged(200, COUNT)
     """A relation gets its own isotonic map from this many dev predictions; below, the pooled map."""
     thresholds: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.9], metadata={"range": PROBABILITY})
@@ -529,6 +533,8 @@ class DistillConfig:
         check_ranges(self, "distill")
         if self.split not in ("dev", "test"):
             raise ConfigError(f"distill.split must be dev or test, got {self.split!r}")
+        if self.calibration not in ("isotonic", "softmax"):
+            raise ConfigError(f"distill.calibration must be isotonic or softmax, got {self.calibration!r}")
         if not self.thresholds:
             raise ConfigError("distill.thresholds is empty: name at least one probability")
         unknown = sorted(set(self.languages) - {"python", "javascript"})

@@ -895,7 +895,18 @@ def predictions(asked: list[Asked], scorer: Scorer, k: int, tail_ids: TailIds) -
     return out
 
 
-def fit_calibrator(preds: list[Predicted], min_points: int) -> Calibrator:
+CALIBRATION_METHODS = {
+    "isotonic": "isotonic regression (pool adjacent violators) per relation, pooled below min_points",
+    "softmax": "the scorer's softmax as it is (weights and scale fitted on dev by maximum likelihood)",
+}
+
+
+def fit_calibrator(preds: list[Predicted], cfg: DistillConfig) -> Calibrator:
+    """Isotonic maps of the dev predictions (per relation with `min_calibration_points`), or the
+    scorer's softmax as it is (`calibration: softmax`)."""
+    if cfg.calibration == "softmax":
+        return Calibrator.identity()
+    min_points = cfg.min_calibration_points
     keys = [RELATION_NAMES[p.slot.relation] for p in preds]
     return Calibrator.fit(keys, [p.raw for p in preds], [p.correct for p in preds], min_points)
 
@@ -923,7 +934,7 @@ def check_scorer(
 ) -> Checked:
     """Calibrate a scorer on its valid dev predictions and apply it to the valid test ones."""
     dev_preds, dev_rejected = screen(predictions(dev, scorer, cfg.top_k, tail_ids), validator)
-    calibrator = fit_calibrator(dev_preds, cfg.min_calibration_points)
+    calibrator = fit_calibrator(dev_preds, cfg)
     test_preds, test_rejected = screen(predictions(test, scorer, cfg.top_k, tail_ids), validator)
     probs = probabilities(test_preds, calibrator)
     return Checked(scorer, calibrator, dev_preds, dev_rejected, test_preds, probs, test_rejected)
@@ -1317,7 +1328,7 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
             "dev_versus_rules": dev_versus_rules,
         },
         "calibration": {
-            "method": "isotonic regression (pool adjacent violators) per relation, pooled below min_points",
+            "method": CALIBRATION_METHODS[cfg.calibration],
             "min_points": cfg.min_calibration_points,
             "dev_predictions": len(dev_preds),
             "maps": {
