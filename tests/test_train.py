@@ -6,6 +6,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -77,6 +78,14 @@ def test_resume_after_a_kill_matches_an_unbroken_run(tiny, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
+    # the curves: each step once, under its own number (the killed run logged step 2 too)
+    for name in ("train/loss.tsv", "train/lr.tsv"):
+        straight, resumed = (
+            [r.split("\t") for r in (p / "dvclive/plots/metrics" / name).read_text().splitlines()[1:]]
+            for p in (tmp_path / "straight", broken.models)
+        )
+        assert [int(s) for s, _ in resumed] == [0, 1, 2, 3]
+        assert np.allclose([float(v) for _, v in resumed], [float(v) for _, v in straight], atol=1e-5)
 
 
 def test_loader_workers_and_a_resume_change_nothing(tiny, tmp_path):

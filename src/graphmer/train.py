@@ -263,7 +263,7 @@ def setup_training(
     ddp = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if d.world > 1 else net
     if d.main and start == 0 and resume:
         _say_fresh(paths.checkpoints, fp)
-    live = _live(paths, resume=start > 0) if d.main else None
+    live = _live(paths, start) if d.main else None
     loader = batch_loader(
         train_ds,
         micro_batch_indices(start, cfg.steps, cfg.grad_accum, d.world, d.rank),
@@ -515,10 +515,19 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _live(paths: PathsConfig, resume: bool):
+def _live(paths: PathsConfig, start: int):
+    """DVCLive's logger, at step `start`: a resumed run keeps the curves of the steps before its
+    checkpoint and drops what a killed (or finished) run logged after it, which it takes again."""
     from dvclive import Live
 
-    return Live(dir=str(paths.dvclive), resume=resume, dvcyaml=None, save_dvc_exp=False)
+    if start:
+        for tsv in (paths.dvclive / "plots" / "metrics").rglob("*.tsv"):
+            lines = tsv.read_text().splitlines(keepends=True)
+            kept = [r for r in lines[1:] if int(r.split("\t", 1)[0]) < start]
+            atomic.write_text(tsv, "".join(lines[:1] + kept))
+    live = Live(dir=str(paths.dvclive), resume=start > 0, dvcyaml=None, save_dvc_exp=False)
+    live.step = start
+    return live
 
 
 def system_metrics(device: torch.device) -> dict:
