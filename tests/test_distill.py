@@ -24,8 +24,8 @@ from graphmer.distill import (
     Checked,
     Context,
     Graph,
+    LocalLookup,
     Predicted,
-    ProjectLookup,
     Scorer,
     Slot,
     TailIds,
@@ -147,6 +147,24 @@ def test_listwise_weights_rank_by_the_informative_column_with_probabilities_that
     assert w["*"][BASIS.index("model")] == 0.0
 
 
+def test_a_candidate_the_model_cannot_spell_is_still_scored_by_the_rules():
+    feats = np.zeros((2, len(FEATURES)))
+    feats[:, FEATURES.index("model")] = [-np.inf, -1.0]
+    feats[:, FEATURES.index("name_lookup")] = [np.log1p(3.0), 0.0]
+    slot = Slot("py:m.f.x", int(Relation.HAS_TYPE), "untyped_parameter", "p/m.py", 1, (0, 1))
+    a = Asked(slot, ["str", "int"], feats, np.ones(2, bool), 0)
+    rules = Scorer("rules", {"*": _weights(lookup=1.0)})
+    assert np.all(np.isfinite(rules.scores(a))) and [r for r, _ in rules.top(a, 2)] == [0, 1]
+    assert reciprocal_ranks(rules.scores(a)[:, None], 0, a.keep)[0] == 1.0
+    both = Scorer("model+rules", {"*": _weights(model=1.0, lookup=1.0)})
+    assert [r for r, _ in both.top(a, 2)] == [1, 0]  # the model's floor outweighs the lookup
+
+
+def test_isotonic_values_stay_probabilities_between_subnormal_knots():
+    iso = Isotonic((0.0, 1e-312), (0.0, 1e-312), (0.0, 1.0), 2)
+    assert np.all((iso([0.0, 5e-313, 1e-312, 0.5]) >= 0) & (iso([0.0, 5e-313, 1e-312, 0.5]) <= 1))
+
+
 def test_versus_rules_gives_the_chosen_scorer_minus_the_rules_per_question():
     truth = frozenset({"py:builtins.int"})
     slots = [
@@ -154,7 +172,7 @@ def test_versus_rules_gives_the_chosen_scorer_minus_the_rules_per_question():
         for i in range(4)
     ]
     # candidate 0 is right: first by the model's column, second by name lookup's
-    feats = np.asarray([[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]])
+    feats = np.eye(2, len(FEATURES))  # the model favours int, the name lookup str
     asked = [Asked(s, ["int", "str"], feats, np.ones(2, bool), 0) for s in slots]
     chosen = Scorer("model", {"*": _weights(model=1.0)})
     rules = Scorer("rules", {"*": _weights(lookup=1.0)})
@@ -350,7 +368,7 @@ def test_gaps_are_unannotated_heads_only(tmp_path):
     assert gap_slots(graph, {"p/m.py"}, ["javascript"], read)[0] == []
 
 
-def test_project_lookup_counts_same_named_heads_of_the_question_project_less_its_own(tmp_path):
+def test_local_lookup_counts_the_question_file_and_project_less_its_own_head(tmp_path):
     raw = tmp_path / "raw"
     (raw / "a").mkdir(parents=True)
     (raw / "b").mkdir()
@@ -358,6 +376,7 @@ def test_project_lookup_counts_same_named_heads_of_the_question_project_less_its
         "def f(path: str):\n    pass\n\ndef g(path: str):\n    pass\n\n"
         "def h(path: int):\n    pass\n\ndef k(path):\n    pass\n\ndef m(other: float):\n    pass\n"
     )
+    (raw / "a/mc.py").write_text("def n(path: str):\n    pass\n")
     (raw / "b/mb.py").write_text("def f(path: bytes):\n    pass\n")
     extract_kg({"a": raw / "a", "b": raw / "b"}, tmp_path / "kg", progress=False)
     graph = Graph.load(tmp_path / "kg")
@@ -365,18 +384,27 @@ def test_project_lookup_counts_same_named_heads_of_the_question_project_less_its
     def forms(names):
         return [tuple(map(ord, n)) for n in names]
 
-    lookup = ProjectLookup(graph, forms)
+    lookup = LocalLookup(graph, forms)
     names = ["str", "int", "bytes", "float"]
     index = dict(zip(forms(names), range(len(names))))
 
     def counts(head, file):
         slot = Slot(head, int(Relation.HAS_TYPE), "untyped_parameter", file, 1, (0, 0))
-        return dict(zip(names, lookup.counts_for(slot, names, index).tolist()))
+        got = lookup.counts_for(slot, names, index)
+        return {scope: dict(zip(names, got[:, j].tolist())) for j, scope in enumerate(LocalLookup.SCOPES)}
 
-    # f's own `str` stays hidden; b's `bytes` is another project's; `other` is another name
-    assert counts("py:ma.f.path", "a/ma.py") == {"str": 1, "int": 1, "bytes": 0, "float": 0}
-    assert counts("py:ma.k.path", "a/ma.py") == {"str": 2, "int": 1, "bytes": 0, "float": 0}
-    assert counts("py:mb.f.path", "b/mb.py") == {"str": 0, "int": 0, "bytes": 0, "float": 0}
+    # f's own `str` stays hidden; b's `bytes` is another project's; `other` is another name;
+    # mc.py is another file of the same project
+    assert counts("py:ma.f.path", "a/ma.py") == {
+        "project_lookup": {"str": 2, "int": 1, "bytes": 0, "float": 0},
+        "file_lookup": {"str": 1, "int": 1, "bytes": 0, "float": 0},
+        "file_types": {"str": 1, "int": 1, "bytes": 0, "float": 1},
+        "project_types": {"str": 2, "int": 1, "bytes": 0, "float": 1},
+    }
+    unannotated = counts("py:ma.k.path", "a/ma.py")  # a gap: nothing of its own to leave out
+    assert unannotated["project_lookup"] == {"str": 3, "int": 1, "bytes": 0, "float": 0}
+    assert unannotated["file_types"] == {"str": 2, "int": 1, "bytes": 0, "float": 1}
+    assert all(not any(v.values()) for v in counts("py:mb.f.path", "b/mb.py").values())
 
 
 @pytest.fixture(scope="module")

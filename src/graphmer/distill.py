@@ -80,8 +80,18 @@ TYPE_RELATIONS = (
 )
 CLASS_KINDS = ("class", "interface")
 # a scorer weighs these per candidate: the model's log-probability, the training graph's name lookup
-# (any project), copy closeness, training frequency, and the project lookup (`ProjectLookup`)
-FEATURES = ("model", "name_lookup", "copy", "frequency", "project_lookup")
+# (any project), copy closeness, training frequency, and what the question's own file and project
+# say (`LocalLookup.SCOPES`)
+FEATURES = (
+    "model",
+    "name_lookup",
+    "copy",
+    "frequency",
+    "project_lookup",
+    "file_lookup",
+    "file_types",
+    "project_types",
+)
 CONTEXT_BYTES = 4096  # code read each side of the head: more than a window of R tokens holds
 
 
@@ -352,7 +362,7 @@ class Context:
         self.read = functools.lru_cache(maxsize=64)(read)  # a chunk's questions share few files
         self.known = {r: _training_only(c, leaves, max_tokens) for r, c in ranking.cands.items()}
         self._ids: dict[str, tuple[int, ...]] = {}
-        self.project = ProjectLookup(local, self.token_forms)
+        self.local_lookup = LocalLookup(local, self.token_forms)
 
     def token_forms(self, names: list[str]) -> list[tuple[int, ...]]:
         new = [n for n in names if n not in self._ids]
@@ -383,39 +393,56 @@ class Context:
         )
 
 
-class ProjectLookup:
-    """What the question's own project says about its head's name: per (project, gap relation, head
-    name), how often each tail (as leaf ids) is that relation's tail of a same-named head in the
-    distilled files' static graph, less the question's own head (its hidden fact stays hidden).
-    A gap's reader sees the same: the rest of its project, annotations and all. The training graph's
-    `name_lookup` pools every project; a name like `path` or `config` is typed per project."""
+class LocalLookup:
+    """What the question's own file and project say, from the distilled files' static graph less
+    the question's own head (its hidden fact stays hidden; a gap's reader sees the rest of its file
+    and project too). Per candidate tail (as leaf ids), how often it is the relation's tail of
+    - `project_lookup`: a same-named head of the project (a name like `path` or `node` is typed
+      per project; the training graph's `name_lookup` pools every project),
+    - `file_lookup`: a same-named head of the file,
+    - `file_types`, `project_types`: any head of the file, of the project."""
 
+    SCOPES = ("project_lookup", "file_lookup", "file_types", "project_types")
     RELATIONS = frozenset(int(r) for r, _ in GAP_KINDS.values())
+
+    @staticmethod
+    def _keys(file: str, relation: int, head_name: str) -> tuple:
+        project = _source(file)
+        return (
+            (project, relation, head_name),
+            (file, relation, head_name),
+            (file, relation),
+            (project, relation),
+        )
 
     def __init__(self, graph: Graph, token_forms):
         self.graph, self.forms = graph, token_forms
         tri = graph.triples.select(["head", "relation", "tail", "file"]).to_pydict()
         rows = [
-            (_source(f), r, graph.name_of(h), graph.name_of(t))
+            (f, r, graph.name_of(h), graph.name_of(t))
             for h, r, t, f in zip(tri["head"], tri["relation"], tri["tail"], tri["file"])
             if r in self.RELATIONS and not is_unresolved(t)
         ]
         tails = sorted({t for *_, t in rows})
         form = dict(zip(tails, token_forms(tails)))
-        self.counts: dict[tuple[str, int, str], Counter] = defaultdict(Counter)
-        for project, r, head_name, tail in rows:
-            self.counts[(project, r, head_name)][form[tail]] += 1
+        self.counts: list[dict[tuple, Counter]] = [defaultdict(Counter) for _ in self.SCOPES]
+        for f, r, head_name, tail in rows:
+            for table, key in zip(self.counts, self._keys(f, r, head_name)):
+                table[key][form[tail]] += 1
 
     def counts_for(self, slot: Slot, cands: Candidates, index) -> np.ndarray:
+        """(C, len(SCOPES)) counts of each candidate."""
         g = self.graph
-        counts = Counter(self.counts.get((_source(slot.file), slot.relation, g.name_of(slot.head)), {}))
         own = [g.name_of(t) for t in g.tails.get((slot.head, slot.relation), ()) if not is_unresolved(t)]
-        counts.subtract(self.forms(own))
-        out = np.zeros(len(cands), np.float64)
-        for tail, n in counts.items():
-            c = index.get(tail)
-            if c is not None and n > 0:
-                out[c] = n
+        out = np.zeros((len(cands), len(self.SCOPES)), np.float64)
+        keys = self._keys(slot.file, slot.relation, g.name_of(slot.head))
+        for j, (table, key) in enumerate(zip(self.counts, keys)):
+            counts = Counter(table.get(key, {}))
+            counts.subtract(self.forms(own))
+            for tail, n in counts.items():
+                c = index.get(tail)
+                if c is not None and n > 0:
+                    out[c, j] = n
         return out
 
 
@@ -452,16 +479,15 @@ def _features(ctx: Context, s: Slot, q: Question, c: Candidates, model_scores: t
     head_name = ctx.local.name_of(s.head)
     close = baselines.copy_closeness(roots, q.anchor, q.head_end, c, k.begins, k.ends, index)
     named = k.lookup.counts_for(head_name, s.relation, c, index)
-    ours = ctx.project.counts_for(s, c, index)
-    feats = np.stack(
+    local = ctx.local_lookup.counts_for(s, c, index)
+    feats = np.column_stack(
         [
             model_scores.numpy(),
             np.log1p(named),
             close / R,
             np.log1p(c.train_count.astype(np.float64)),
-            np.log1p(ours),
-        ],
-        1,
+            np.log1p(local),
+        ]
     ).astype(np.float32)
     keep = np.ones(len(c), bool)
     target = -1
@@ -518,6 +544,12 @@ BASIS = (
     "project",
     "project_any",
     "project_share",
+    "file",
+    "file_any",
+    "file_types",
+    "file_types_share",
+    "project_types",
+    "project_types_share",
 )
 SCORER_COLUMNS = {
     "model+rules": BASIS,
@@ -530,16 +562,21 @@ def _share(counts: np.ndarray) -> np.ndarray:
     return counts / total if total > 0 else np.zeros_like(counts)
 
 
+MODEL_FLOOR = -1e4  # nats: the model's log-probability of a candidate it cannot spell
+
+
 def basis(feats: np.ndarray) -> np.ndarray:
     """A question's (C, len(FEATURES)) features -> its (C, len(BASIS)) columns."""
-    model, lookup, close, freq, project = feats.astype(np.float64).T
+    model, lookup, close, freq, project, same_file, file_types, project_types = feats.astype(np.float64).T
+    # the model cannot spell a candidate: very unlikely, and no nan where its weight is 0
+    model = np.where(np.isfinite(model), model, MODEL_FLOOR)
     counts = np.expm1(lookup)
     share = _share(counts)
     alone = counts.sum() == 0
     top = (share > 0) & (share == share.max(initial=0.0))
     cols = {
         "model": model,
-        "model_without_lookup": model if alone else np.zeros_like(model),  # no nan from -inf * 0
+        "model_without_lookup": model * alone,
         "lookup": lookup,
         "lookup_any": counts > 0,
         "lookup_share": share,
@@ -552,6 +589,12 @@ def basis(feats: np.ndarray) -> np.ndarray:
         "project": project,
         "project_any": project > 0,
         "project_share": _share(np.expm1(project)),
+        "file": same_file,
+        "file_any": same_file > 0,
+        "file_types": file_types,
+        "file_types_share": _share(np.expm1(file_types)),
+        "project_types": project_types,
+        "project_types_share": _share(np.expm1(project_types)),
     }
     return np.stack([np.asarray(cols[c], np.float64) for c in BASIS], 1)
 
@@ -1213,7 +1256,9 @@ def load_fitted(path: Path, digest: str) -> tuple[Scorer, Calibrator, int]:
         raise GraphmerError(f"{path} is not a distill calibration file: {err!r}") from err
     if d.get("model_sha256") != digest:
         raise GraphmerError(f"{path} was fitted for another model: rerun `dvc repro distill`")
-    if features != (list(FEATURES), list(BASIS)):
+    if features != (list(FEATURES), list(BASIS)) or any(
+        len(w) != len(BASIS) for w in scorer.weights.values()
+    ):
         raise GraphmerError(
             f"{path} weighs {features}, this version {list(FEATURES)} as {list(BASIS)}: "
             "rerun `dvc repro distill`"
