@@ -20,6 +20,7 @@ from graphmer.config import ConfigError, DistillConfig, PathsConfig, TokenizerCo
 from graphmer.distill import (
     BASIS,
     FEATURES,
+    MIN_FIT_QUESTIONS,
     Asked,
     Checked,
     Context,
@@ -138,13 +139,39 @@ def test_listwise_weights_rank_by_the_informative_column_with_probabilities_that
     feats[0, FEATURES.index("project_lookup")] = np.log1p(1.0)
     feats[:, FEATURES.index("model")] = rng.normal(size=2)  # noise the rules must not use
     slot = Slot("py:m.f.x", int(Relation.HAS_TYPE), "untyped_parameter", "p/m.py", 1, (0, 1))
-    asked = [Asked(slot, ["A", "B"], feats, np.ones(2, bool), int(rng.random() >= 0.8)) for _ in range(500)]
+    # a third candidate, left out of every ranking (another true tail), is A's twin: counted in
+    # the softmax it would hold as much probability as A, never more than a half
+    feats = np.vstack([feats, feats[:1]])
+    keep = np.asarray([True, True, False])
+    asked = [Asked(slot, ["A", "B", "C"], feats, keep, int(rng.random() >= 0.8)) for _ in range(500)]
     right = np.mean([a.target == 0 for a in asked])
     w = fit_weights(asked, tuple(c for c in BASIS if not c.startswith("model")))
     scorer = Scorer("rules", w)
-    (row, p), _ = scorer.top(asked[0], 2)
-    assert row == 0 and abs(p - right) < 0.01
+    top = scorer.top(asked[0], 3)
+    assert [r for r, _ in top] == [0, 1]  # C is never ranked
+    assert abs(top[0][1] - right) < 0.01
     assert w["*"][BASIS.index("model")] == 0.0
+
+
+def test_each_relation_with_enough_questions_gets_its_own_weights():
+    """has_type's answer is the candidate the project lookup names, returns' the one the name
+    lookup names: one pooled weighting cannot rank both first."""
+    rng = np.random.default_rng(0)
+    asked = []
+    for relation, column in ((Relation.HAS_TYPE, "project_lookup"), (Relation.RETURNS, "name_lookup")):
+        slot = Slot("py:m.f", int(relation), "untyped_function", "p/m.py", 1, (0, 1))
+        for _ in range(3 * MIN_FIT_QUESTIONS):
+            feats = np.zeros((2, len(FEATURES)))
+            feats[0, FEATURES.index(column)] = 1.0  # the answer
+            other = "name_lookup" if column == "project_lookup" else "project_lookup"
+            feats[1, FEATURES.index(other)] = 1.0
+            target = int(rng.random() >= 0.9)
+            asked.append(Asked(slot, ["A", "B"], feats, np.ones(2, bool), target))
+    w = fit_weights(asked, tuple(c for c in BASIS if not c.startswith("model")))
+    assert {"*", "has_type", "returns"} == set(w)
+    scorer = Scorer("rules", w)
+    for a in (asked[0], asked[-1]):
+        assert scorer.top(a, 1)[0][0] == 0
 
 
 def test_a_candidate_the_model_cannot_spell_is_still_scored_by_the_rules():
