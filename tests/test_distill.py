@@ -188,8 +188,8 @@ def test_a_candidate_the_model_cannot_spell_is_still_scored_by_the_rules():
 
 
 def test_isotonic_values_stay_probabilities_between_subnormal_knots():
-    iso = Isotonic((0.0, 1e-312), (0.0, 1e-312), (0.0, 1.0), 2)
-    assert np.all((iso([0.0, 5e-313, 1e-312, 0.5]) >= 0) & (iso([0.0, 5e-313, 1e-312, 0.5]) <= 1))
+    p = Isotonic((0.0, 1e-312), (0.0, 1e-312), (0.0, 1.0), 2)([0.0, 5e-313, 1e-312, 0.5])
+    assert np.all((p >= 0) & (p <= 1))
 
 
 def test_versus_rules_gives_the_chosen_scorer_minus_the_rules_per_question():
@@ -712,12 +712,16 @@ def test_a_calibrator_of_another_model_is_refused(staged, corpus, capsys, tmp_pa
 def test_a_calibrator_of_other_features_is_refused(staged, corpus, capsys, tmp_path):
     other = tmp_path / "calibration.json"
     d = json.loads(corpus.calibration.read_text())
-    d["scorer"]["features"] = d["scorer"]["features"][:4]  # a file fitted before project_lookup
-    other.write_text(json.dumps(d))
     (tmp_path / "src").mkdir()
     (tmp_path / "src/a.py").write_text("def f(x):\n    return x\n")
-    code, _, err = _cli(corpus, other, capsys, tmp_path / "src", "--out", tmp_path / "out")
-    assert code == 1 and "rerun `dvc repro distill`" in err and "project_lookup" in err
+    older = json.loads(json.dumps(d))
+    older["scorer"]["features"] = d["scorer"]["features"][:4]  # a file fitted before project_lookup
+    narrow = json.loads(json.dumps(d))
+    narrow["scorer"]["weights"]["*"] = [0.0, 1.0]  # the right names, weights of another width
+    for bad in (older, narrow):
+        other.write_text(json.dumps(bad))
+        code, _, err = _cli(corpus, other, capsys, tmp_path / "src", "--out", tmp_path / "out")
+        assert code == 1 and "rerun `dvc repro distill`" in err
 
 
 def test_context_candidates_are_training_tails_plus_file_names_within_the_token_limit(staged, corpus):

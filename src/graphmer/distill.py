@@ -433,12 +433,14 @@ class LocalLookup:
     def counts_for(self, slot: Slot, cands: Candidates, index) -> np.ndarray:
         """(C, len(SCOPES)) counts of each candidate."""
         g = self.graph
-        own = [g.name_of(t) for t in g.tails.get((slot.head, slot.relation), ()) if not is_unresolved(t)]
+        own = self.forms(
+            [g.name_of(t) for t in g.tails.get((slot.head, slot.relation), ()) if not is_unresolved(t)]
+        )
         out = np.zeros((len(cands), len(self.SCOPES)), np.float64)
         keys = self._keys(slot.file, slot.relation, g.name_of(slot.head))
         for j, (table, key) in enumerate(zip(self.counts, keys)):
             counts = Counter(table.get(key, {}))
-            counts.subtract(self.forms(own))
+            counts.subtract(own)
             for tail, n in counts.items():
                 c = index.get(tail)
                 if c is not None and n > 0:
@@ -698,19 +700,23 @@ def _fold(a: Asked) -> int:
     return zlib.crc32(a.slot.head.encode()) % 2
 
 
-def compare_scorers(dev: list[Asked]) -> tuple[Scorer, dict]:
-    """Each scorer's dev MRR (fitted ones by 2-fold cross-validation over heads, so no scorer is
-    graded on the questions it was fitted on) and the chosen one: the best of the model alone and
-    the model with the rules, refitted on all of dev."""
+def fold_scorers(asked: list[Asked]) -> dict[str, tuple[Scorer, Scorer]]:
+    """Each scorer fitted for 2-fold cross-validation over heads: the one to grade on fold 0
+    (fitted on fold 1) and the one to grade on fold 1."""
+    return {
+        name: tuple(fitted(name, [a for a in asked if _fold(a) != fold]) for fold in (0, 1))
+        for name in (MODEL.name, *SCORER_COLUMNS)
+    }
+
+
+def compare_scorers(dev: list[Asked], folds: dict[str, tuple[Scorer, Scorer]]) -> tuple[Scorer, dict]:
+    """Each scorer's dev MRR (fitted ones by 2-fold cross-validation over heads, `folds`, so no
+    scorer is graded on the questions it was fitted on) and the chosen one: the best of the model
+    alone and the model with the rules, refitted on all of dev."""
     asked = [a for a in dev if a.slot.truth]
     mrr = {"model": mean_rr(asked, MODEL)}
     for name in SCORER_COLUMNS:
-        rr = []
-        for fold in (0, 1):
-            held = [a for a in asked if _fold(a) == fold]
-            scorer = fitted(name, [a for a in asked if _fold(a) != fold])
-            rr += [mean_rr([a], scorer) for a in held]
-        mrr[name] = float(np.mean(rr))
+        mrr[name] = float(np.mean([question_rr([a], folds[name][_fold(a)])[0] for a in asked]))
     for rule in baselines.RULES:
         mrr[rule] = float(np.mean([a.rules_rr[rule] for a in asked]))
     mrr["rule_by_relation"] = _rule_by_relation_cv(asked)
@@ -949,9 +955,10 @@ def fit_calibrator(preds: list[Predicted], cfg: DistillConfig) -> Calibrator:
     scorer's softmax as it is (`calibration: softmax`)."""
     if cfg.calibration == "softmax":
         return Calibrator.identity()
-    min_points = cfg.min_calibration_points
     keys = [RELATION_NAMES[p.slot.relation] for p in preds]
-    return Calibrator.fit(keys, [p.raw for p in preds], [p.correct for p in preds], min_points)
+    return Calibrator.fit(
+        keys, [p.raw for p in preds], [p.correct for p in preds], cfg.min_calibration_points
+    )
 
 
 def probabilities(preds: list[Predicted], calibrator: Calibrator) -> np.ndarray:
@@ -1045,11 +1052,16 @@ def versus_rules(chosen: Checked, rules: Checked, asked: list[Asked], cfg: Disti
 
 
 def versus_rules_on_dev(
-    chosen: Scorer, dev: list[Asked], tail_ids: TailIds, validator: Validator, cfg: DistillConfig
+    chosen: Scorer,
+    folds: dict[str, tuple[Scorer, Scorer]],
+    dev: list[Asked],
+    tail_ids: TailIds,
+    validator: Validator,
+    cfg: DistillConfig,
 ) -> dict:
     """`versus_rules`' differences by 2-fold cross-validation on dev: on each fold, the chosen kind
-    of scorer and the rules alone fitted and calibrated on the other fold. (What decides between
-    them is on dev; the test figures only confirm it.)"""
+    of scorer and the rules alone, fitted (`folds`) and calibrated on the other fold. (What decides
+    between them is on dev; the test figures only confirm it.)"""
     asked = [a for a in dev if a.slot.truth]
     mine: dict[str, list] = defaultdict(list)
     theirs: dict[str, list] = defaultdict(list)
@@ -1057,7 +1069,7 @@ def versus_rules_on_dev(
         fit, held = [a for a in asked if _fold(a) != fold], [a for a in asked if _fold(a) == fold]
         if not fit or not held:
             return {}  # a tiny dev set whose questions all fall in one fold
-        for scorer, out in zip((fitted(chosen.name, fit), fitted("rules", fit)), (mine, theirs)):
+        for scorer, out in zip((folds[chosen.name][fold], folds["rules"][fold]), (mine, theirs)):
             for k, v in outcomes(
                 check_scorer(scorer, fit, held, tail_ids, validator, cfg), held, cfg
             ).items():
@@ -1346,8 +1358,9 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
                 f"calibrators on ({dict(dev_skipped) or 'none at all'})"
             )
         dev = ask(model, ctx, dev_slots, cfg.batch_size, progress, "dev")
-        scorer, dev_mrr = compare_scorers(dev)
-        dev_versus_rules = versus_rules_on_dev(scorer, dev, tail_ids, validator, cfg)
+        folds = fold_scorers([a for a in dev if a.slot.truth])
+        scorer, dev_mrr = compare_scorers(dev, folds)
+        dev_versus_rules = versus_rules_on_dev(scorer, folds, dev, tail_ids, validator, cfg)
         test_slots, test_skipped = hidden_slots(ctx.corpus, paths.samples, "test", cfg, ctx.read)
         test = ask(model, ctx, test_slots, cfg.batch_size, progress, "test")
         chosen = check_scorer(scorer, dev, test, tail_ids, validator, cfg)
