@@ -161,3 +161,40 @@ def tables(tmp_path_factory):
 @pytest.mark.parametrize("relation", list(Relation), ids=lambda r: r.label)
 def test_relation(tables, relation):
     assert triples(tables, relation) == EXPECTED[relation.label]
+
+
+def test_a_called_self_attribute_is_a_call_not_an_access(tmp_path):
+    """`self.m()` and `cls.m()` call the method; only the bare reads `self.x` access a field (a
+    field called, `self.handler()`, is neither: its target is not known statically), and
+    `self.f()` in a plain function (no class: `self` is any parameter) neither calls nor accesses."""
+    files = {
+        "m.py": """\
+class A:
+    x = 1
+    handler = print
+
+    def m(self):
+        return self.x
+
+    @classmethod
+    def k(cls):
+        return cls.m(cls)
+
+    def run(self):
+        self.m()
+        self.handler()
+        return self.x + A.k()
+
+
+def plain(self):
+    return self.f()
+""",
+    }
+    got = extract_tables(tmp_path, files)
+    assert triples(got, Relation.ACCESSES) == {("py:m.A.m", "py:m.A.x"), ("py:m.A.run", "py:m.A.x")}
+    assert triples(got, Relation.CALLS) == {
+        ("py:m.A.k", "py:m.A.m"),
+        ("py:m.A.run", "py:m.A.m"),
+        ("py:m.A.run", "py:m.A.k"),
+        ("py:m.plain", "py:?.f"),
+    }

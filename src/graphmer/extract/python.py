@@ -54,7 +54,6 @@ QUERY = Query(
 (except_clause) @except
 (decorated_definition) @decorated
 (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfattr
-(call function: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfcalled)
 (assignment left: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfset) @assign
 (augmented_assignment
   left: (attribute object: (identifier) @obj (#any-of? @obj "self" "cls")) @selfset @fieldrebind)
@@ -169,7 +168,7 @@ class _File(FileState):
         for d in caps.get("decorated", []):
             if (target := d.child_by_field_name("definition")) is not None:
                 self.decorated[target.id] = d
-        self.self_called = {n.id for n in caps.get("selfcalled", [])}
+        self.self_called: set[int] = set()  # filled by `call`, before `self_attr` reads it
         self.self_set = {n.id for n in caps.get("selfset", [])}
         # What each variable (scope id -> name) and each field (id) is bound to, as (scope, binding)
         # pairs: a Ref (an annotation, which decides alone), a Value (`self`), a syntax node (an
@@ -507,8 +506,10 @@ class _File(FileState):
             return None, None
         name = text(attr)
         cls = self.class_of(scope)
-        if obj.type == "identifier" and text(obj) in ("self", "cls") and cls:
-            return Ref("self", name, cls), attr
+        if obj.type == "identifier" and text(obj) in ("self", "cls"):
+            self.self_called.add(callee.id)
+            if cls:
+                return Ref("self", name, cls), attr
         fn = obj.child_by_field_name("function") if obj.type == "call" else None
         if fn is not None and fn.type == "identifier" and text(fn) == "super" and cls:
             return Ref("super", name, cls), attr
