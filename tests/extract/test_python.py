@@ -198,3 +198,50 @@ def plain(self):
         ("py:m.A.run", "py:m.A.k"),
         ("py:m.plain", "py:?.f"),
     }
+
+
+# ----------------------------------------------------------------- annotations
+
+
+def typed_triples(tmp_path, source: str) -> dict[str, set[tuple[str, str]]]:
+    tables = extract_tables(tmp_path, {"m.py": source})
+    return {r.label: triples(tables, r) for r in (Relation.HAS_TYPE, Relation.RETURNS)}
+
+
+def test_annotations_are_looked_up_where_the_definition_stands(tmp_path):
+    """A signature's annotations are evaluated in the scope around the function, a class body's
+    outside the class: a parameter, field or method of the annotation's name is not its type."""
+    source = """\
+from datetime import date
+
+
+class Foo:
+    pass
+
+
+def flatten_to_string_key(dict: dict) -> dict:
+    pass
+
+
+def make(Foo, x: Foo) -> Foo:
+    pass
+
+
+class Item:
+    date: date
+
+    def dict(self) -> dict:
+        pass
+"""
+    assert typed_triples(tmp_path, source) == {
+        "has_type": {
+            ("py:m.flatten_to_string_key.dict", "py:builtins.dict"),
+            ("py:m.make.x", "py:m.Foo"),
+            ("py:m.Item.date", "py:datetime.date"),
+        },
+        "returns": {
+            ("py:m.flatten_to_string_key", "py:builtins.dict"),
+            ("py:m.make", "py:m.Foo"),
+            ("py:m.Item.dict", "py:builtins.dict"),
+        },
+    }

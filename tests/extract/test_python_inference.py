@@ -83,6 +83,11 @@ def test_parameter_without_a_named_class(params, expected):
     assert receiver_of(f"def f({params}):\n    x.get()\n", "get") == expected
 
 
+def test_an_annotation_is_looked_up_around_the_function():
+    """`x: Foo` names what `Foo` is where `f` is defined, not its parameter `Foo`."""
+    assert receiver_of("def f(x: Foo, Foo=None):\n    x.get()\n", "get") == ("typed", ("type", "Foo", "py:m"))
+
+
 def test_optional_annotation_types_the_parameter():
     g = extract("def f(x: Optional[Foo]):\n    pass\n")
     assert [(f.head, f.ref.text) for f in g.facts if f.relation == Relation.HAS_TYPE] == [("py:m.f.x", "Foo")]

@@ -13,6 +13,9 @@ it holds: per function, flow-insensitive, a variable keeps the one value all its
 bindings agree on (an annotation decides alone; `= None` adds nothing); a loop
 target, an unpacking, `+=`, `global` or any other binding makes it unknown, and
 a call on an unknown variable is a `member` Ref, never looked up by its name.
+
+Annotations are looked up where Python evaluates them: a signature's around its function (so
+`def f(dict: dict)` types the parameter as the builtin, not as itself), past class bodies.
 """
 
 from __future__ import annotations
@@ -183,6 +186,15 @@ class _File(FileState):
     def class_of(self, scope: str) -> str | None:
         return self.parent.get(scope) if self.kind.get(scope) == "method" else None
 
+    def outside_classes(self, scope: str) -> str:
+        """The nearest function or module from `scope` out: where the annotations of a definition
+        inside `scope` are looked up. A signature's are evaluated around its function, so no
+        parameter is its own type (`def f(dict: dict)`); class bodies are passed too, so no field
+        or method is the type its annotation names (`date: date`, `def dict(self) -> dict`)."""
+        while self.kind[scope] in ("class", "interface"):
+            scope = self.parent[scope]
+        return scope
+
     # ----------------------------------------------------------------- definitions
 
     def definitions(self, defs: list) -> list:
@@ -246,11 +258,12 @@ class _File(FileState):
 
     def _field(self, cls: str, name_node, type_node=None) -> None:
         fid = self.field(cls, name_node, name_node)
-        if type_node is not None and (ref := type_ref(type_node, cls)):
+        if type_node is not None and (ref := type_ref(type_node, self.outside_classes(cls))):
             self.g.add(fid, Relation.HAS_TYPE, ref, type_node)
             self.annotated.add(fid)
 
     def _function(self, node, eid: str, kind: str) -> None:
+        around = self.outside_classes(self.parent[eid])
         params = node.child_by_field_name("parameters")
         for i, param in enumerate(params.named_children if params is not None else []):
             name_node, type_node = self._param(param)
@@ -260,14 +273,14 @@ class _File(FileState):
                 self.bind(eid, text(name_node), ("self", self.parent[eid]))
                 continue
             pid = self.parameter(eid, name_node, param)
-            ref = type_ref(type_node, eid) if type_node is not None else None
+            ref = type_ref(type_node, around) if type_node is not None else None
             if ref:
                 self.g.add(pid, Relation.HAS_TYPE, ref, type_node)
             splat = param.named_children[0] if param.type == "typed_parameter" else param
             packed = PACKED.get(splat.type)  # `**kwargs: int` holds a dict, whatever its annotation
             self.bind(eid, text(name_node), Ref("dotted", packed, eid) if packed else ref)
         ret = node.child_by_field_name("return_type")
-        if ret is not None and (ref := type_ref(ret, eid)):
+        if ret is not None and (ref := type_ref(ret, around)):
             self.g.add(eid, Relation.RETURNS, ref, ret)
 
     @staticmethod
