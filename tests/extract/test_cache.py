@@ -9,7 +9,7 @@ import pytest
 
 from graphmer import GraphmerError
 from graphmer.config import ExtractConfig
-from graphmer.extract import cache, pipeline
+from graphmer.extract import cache, pipeline, python
 from graphmer.extract.pipeline import extract_kg
 from tests.extract.helpers import write_tree
 
@@ -172,6 +172,12 @@ def test_decode_undoes_encode(tmp_path):
     for task in pipeline.plan({"proj": src}):
         result = pipeline.extract_one(task, ExtractConfig())
         assert cache.decode(cache.encode(result)) == result
+
+
+def test_decode_keeps_the_ids_typed_by_a_union():
+    g = python.extract("m.py", b"class C:\n    x: A | B\n", "m")
+    assert g.unions == ["py:m.C.x"]
+    assert cache.decode(cache.encode(({"path": "m.py"}, g))) == ({"path": "m.py"}, g)
 
 
 def test_the_cache_must_lie_outside_the_output(tmp_path):

@@ -245,3 +245,44 @@ class Item:
             ("py:m.Item.dict", "py:builtins.dict"),
         },
     }
+
+
+def test_a_union_types_each_of_its_members(tmp_path):
+    """One fact per named type of a union, `None` left out; a generic stays its own class."""
+    source = """\
+import typing
+from typing import List, Optional, Union
+
+
+class Foo:
+    pass
+
+
+class Bar:
+    pass
+
+
+def f(
+    a: Foo | Bar,
+    b: Union[Foo, Bar],
+    c: typing.Union[Foo, Bar, None],
+    d: Optional[Union[Foo, Bar]],
+    e: "Foo | Bar",
+    g: "Optional[Union[Foo, 'Bar']]",
+    h: Foo | None,
+    i: List[Foo] | None,
+    j: Optional["Foo"],
+) -> Union[Foo, "Bar"]:
+    pass
+
+
+class C:
+    field: Foo | Bar | None
+"""
+    both = {"py:m.Foo", "py:m.Bar"}
+    assert typed_triples(tmp_path, source) == {
+        "has_type": {(f"py:m.f.{p}", t) for p in "abcdeg" for t in both}
+        | {("py:m.f.h", "py:m.Foo"), ("py:m.f.i", "py:typing.List"), ("py:m.f.j", "py:m.Foo")}
+        | {("py:m.C.field", t) for t in both},
+        "returns": {("py:m.f", t) for t in both},
+    }

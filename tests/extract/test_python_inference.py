@@ -83,6 +83,24 @@ def test_parameter_without_a_named_class(params, expected):
     assert receiver_of(f"def f({params}):\n    x.get()\n", "get") == expected
 
 
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        "Foo | Bar",
+        "Foo | Bar | None",
+        "Union[Foo, Bar]",
+        "typing.Union[Foo, Bar]",
+        "Optional[Union[Foo, Bar]]",
+        '"Foo | Bar"',
+        '"Union[Foo, Bar] | None"',
+    ],
+)
+def test_a_union_parameter_is_unknown(annotation):
+    """Which member of a union a value is, is unknown: never the first one."""
+    assert receiver_of(f"def f(x: {annotation}):\n    x.get()\n", "get") == ("member", ())
+    assert receiver_of(f"def f():\n    x: {annotation} = Foo()\n    x.get()\n", "get") == ("member", ())
+
+
 def test_an_annotation_is_looked_up_around_the_function():
     """`x: Foo` names what `Foo` is where `f` is defined, not its parameter `Foo`."""
     assert receiver_of("def f(x: Foo, Foo=None):\n    x.get()\n", "get") == ("typed", ("type", "Foo", "py:m"))
@@ -469,4 +487,36 @@ def test_a_called_variable_is_what_it_was_given_or_unknown(tmp_path):
         ("py:?.context_processor", "unresolved"),
         ("py:?.get", "unresolved"),
         ("py:?.hook", "unresolved"),
+    }
+
+
+def test_a_union_gives_no_receiver_class(tmp_path):
+    """A call on a union's value (a parameter, a return, a field) is resolved as on none of its
+    classes."""
+    source = """\
+class Foo:
+    def get(self):
+        pass
+
+
+class Bar:
+    pass
+
+
+def make() -> Foo | Bar:
+    pass
+
+
+class C:
+    v: "Optional[Union[Foo, Bar]]"
+
+    def g(self, x: Foo | Bar):
+        x.get()
+        make().get()
+        self.v.get()
+"""
+    tables = extract_tables(tmp_path, {"m.py": source})
+    assert resolved(tables, "py:m.C.g", Relation.CALLS) == {
+        ("py:m.make", "exact"),
+        ("py:?.get", "unresolved"),
     }

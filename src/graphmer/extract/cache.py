@@ -82,7 +82,7 @@ def encode(result: tuple[dict, FileGraph | None]) -> bytes:
         for e in g.entities
     ]
     facts = [(f.head, f.relation, tuple(f.ref), f.line, f.span) for f in g.facts]
-    graph = (g.path, g.language, entities, facts, g.imports, g.star_imports, g.types, g.error_nodes)
+    graph = (g.path, g.language, entities, facts, g.imports, g.star_imports, g.types, g.unions, g.error_nodes)
     return pickle.dumps((row, graph), protocol=5)
 
 
@@ -93,9 +93,17 @@ def decode(payload: bytes) -> tuple[dict, FileGraph | None]:
         raise TypeError("not a FileResult")
     if graph is None:
         return row, None
-    path, language, entities, facts, imports, stars, types, errors = graph
+    path, language, entities, facts, imports, stars, types, unions, errors = graph
     g = FileGraph(
-        path, language, [Entity(*e) for e in entities], [], dict(imports), list(stars), dict(types), errors
+        path,
+        language,
+        [Entity(*e) for e in entities],
+        [],
+        dict(imports),
+        list(stars),
+        dict(types),
+        list(unions),
+        errors,
     )
     g.facts = [Fact(h, rel, Ref(*ref), line, span) for h, rel, ref, line, span in facts]
     return row, g

@@ -15,7 +15,10 @@ target, an unpacking, `+=`, `global` or any other binding makes it unknown, and
 a call on an unknown variable is a `member` Ref, never looked up by its name.
 
 Annotations are looked up where Python evaluates them: a signature's around its function (so
-`def f(dict: dict)` types the parameter as the builtin, not as itself), past class bodies.
+`def f(dict: dict)` types the parameter as the builtin, not as itself), past class bodies. A union
+(`Foo | Bar`, `Union[...]`, `Optional[...]`, in a string too) gives one `has_type`/`returns` fact
+per named type, `None` left out; a value of two or more types describes no receiver (which one it
+is, is unknown), so `Foo | None` is Foo and `Foo | Bar` is neither.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import builtins
 
 import tree_sitter_python
-from tree_sitter import Language, Query
+from tree_sitter import Language, Parser, Query
 
 from graphmer.extract.records import (
     FUNCTIONS,
@@ -79,6 +82,8 @@ QUERY = Query(
 [(global_statement (identifier) @global) (nonlocal_statement (identifier) @global)]
 """,
 )
+STRING_PARSER = Parser(LANGUAGE)  # string annotations, parsed on their own
+UNIONS = ("Optional", "Union")  # typing's forms whose arguments are the types a value may have
 BUILTINS = frozenset(dir(builtins))
 PACKED = {"list_splat_pattern": "tuple", "dictionary_splat_pattern": "dict"}  # `*args`, `**kwargs`
 PREFIX = "py:"
@@ -111,39 +116,61 @@ def base_expr(node):
     return node.child_by_field_name("value") if node.type == "subscript" else node
 
 
-def type_ref(node, scope: str) -> Ref | None:
-    """The named type of an annotation: `List[Foo]` -> List, `Foo | None` -> Foo, `"Foo"` -> Foo,
-    `Optional[Foo]` -> Foo (the same type as `Foo | None`)."""
-    while node is not None:
+def type_refs(node, scope: str) -> list[tuple[Ref, object]]:
+    """The named types of an annotation, each once, in order, as Refs looked up from `scope`, each
+    with the node its fact mentions (its name, or the string it is read from): `Foo` -> Foo,
+    `List[Foo]` -> List; a union (`Foo | Bar`, `Union[Foo, Bar]`, `Optional[Foo]`) -> each of its
+    members but `None`; a string (`"Foo | None"`) -> those of the annotation it holds.
+    A worklist, not recursion: a union of thousands of members must not overflow the stack."""
+    found: dict[str, object] = {}
+    todo = [(node, None)]  # (node, the string of the file it was parsed from, if any)
+    while todo:
+        node, string = todo.pop()
         if node.type in ("type", "parenthesized_expression"):
-            node = node.named_children[0] if node.named_children else None
+            inner = node.named_children[:1]
         elif node.type in ("subscript", "generic_type"):
-            node = _subscripted(node)
-        elif node.type == "binary_operator":
-            node = node.child_by_field_name("left")
+            inner = _subscripted(node)
+        elif node.type in ("binary_operator", "union_type"):  # `Foo | Bar`, `List[Foo] | None`
+            inner = node.named_children
         elif node.type == "string":
-            name = text(node).strip("'\"")
-            if name.startswith("Optional[") and name.endswith("]"):
-                name = name[len("Optional[") : -1]
-            name = name.split("[")[0].split("|")[0].strip()
-            return Ref("dotted", name, scope) if name.replace(".", "").isidentifier() else None
+            inner, string = [parsed_annotation(node)], string or node
         else:
-            name = dotted(node)
-            return Ref("dotted", name, scope) if name else None
-    return None
+            if (name := dotted(node)) and name not in found:
+                found[name] = string or node
+            continue
+        todo += [(n, string) for n in reversed(inner) if n is not None]
+    return [(Ref("dotted", name, scope), span) for name, span in found.items()]
 
 
-def _subscripted(node):
-    """`List[Foo]` -> List, `Optional[Foo]` (or `typing.Optional[Foo]`) -> Foo."""
-    if node.type == "subscript":  # `typing.Optional[Foo]`: an expression
-        head, arg = node.child_by_field_name("value"), node.child_by_field_name("subscript")
-    else:  # `Optional[Foo]`: a generic_type, the name then a type_parameter of types
+def declared_type(refs: list[tuple[Ref, object]]) -> Ref | None:
+    """The one type `type_refs` found, else None: which member of a union a value is, is unknown."""
+    return refs[0][0] if len(refs) == 1 else None
+
+
+def _subscripted(node) -> list:
+    """`List[Foo]` -> [List]; a union's members: `Union[Foo, Bar]` (or `typing.Union[Foo, Bar]`)
+    -> [Foo, Bar], `Optional[Foo]` -> [Foo]."""
+    if node.type == "subscript":  # `typing.Union[Foo, Bar]`: an expression
+        head, args = node.child_by_field_name("value"), node.children_by_field_name("subscript")
+    else:  # `Union[Foo, Bar]`: a generic_type, the name then a type_parameter of types
         head = node.named_children[0] if node.named_children else None
-        params = node.named_children[1] if node.named_children[1:] else None
-        arg = params.named_children[0] if params is not None and params.named_children else None
-    if head is not None and arg is not None and text(head).rsplit(".", 1)[-1] == "Optional":
-        return arg
-    return head
+        args = node.named_children[1].named_children if node.named_children[1:] else []
+    if head is None:
+        return []
+    return args if args and text(head).rsplit(".", 1)[-1] in UNIONS else [head]
+
+
+def parsed_annotation(node):
+    """The expression a string annotation holds (`"Foo | None"` -> `Foo | None`), parsed on its
+    own; None for an f-string, a prefixed string, or text that is not one expression."""
+    parts = node.named_children
+    if len(parts) != 3 or parts[1].type != "string_content" or text(parts[0]).strip("'\""):
+        return None
+    root = STRING_PARSER.parse(parts[1].text).root_node
+    stmt = root.named_children[0] if len(root.named_children) == 1 and not root.has_error else None
+    if stmt is None or stmt.type != "expression_statement" or len(stmt.named_children) != 1:
+        return None
+    return stmt.named_children[0]
 
 
 def member_value(obj: Value | None, name_node) -> Value | None:
@@ -258,9 +285,20 @@ class _File(FileState):
 
     def _field(self, cls: str, name_node, type_node=None) -> None:
         fid = self.field(cls, name_node, name_node)
-        if type_node is not None and (ref := type_ref(type_node, self.outside_classes(cls))):
-            self.g.add(fid, Relation.HAS_TYPE, ref, type_node)
+        if type_node is not None and self._typed(
+            fid, Relation.HAS_TYPE, type_node, self.outside_classes(cls)
+        ):
             self.annotated.add(fid)
+
+    def _typed(self, head: str, relation: Relation, type_node, scope: str) -> list[tuple[Ref, object]]:
+        """`head`'s has_type (or returns) facts: one per named type of the annotation `type_node`
+        (`type_refs`, looked up from `scope`); a union's head is listed in FileGraph.unions."""
+        refs = type_refs(type_node, scope)
+        for ref, span in refs:
+            self.g.add(head, relation, ref, type_node, span)
+        if len(refs) > 1:
+            self.g.unions.append(head)
+        return refs
 
     def _function(self, node, eid: str, kind: str) -> None:
         around = self.outside_classes(self.parent[eid])
@@ -273,15 +311,13 @@ class _File(FileState):
                 self.bind(eid, text(name_node), ("self", self.parent[eid]))
                 continue
             pid = self.parameter(eid, name_node, param)
-            ref = type_ref(type_node, around) if type_node is not None else None
-            if ref:
-                self.g.add(pid, Relation.HAS_TYPE, ref, type_node)
+            refs = self._typed(pid, Relation.HAS_TYPE, type_node, around) if type_node is not None else []
             splat = param.named_children[0] if param.type == "typed_parameter" else param
             packed = PACKED.get(splat.type)  # `**kwargs: int` holds a dict, whatever its annotation
-            self.bind(eid, text(name_node), Ref("dotted", packed, eid) if packed else ref)
+            self.bind(eid, text(name_node), Ref("dotted", packed, eid) if packed else declared_type(refs))
         ret = node.child_by_field_name("return_type")
-        if ret is not None and (ref := type_ref(ret, around)):
-            self.g.add(eid, Relation.RETURNS, ref, ret)
+        if ret is not None:
+            self._typed(eid, Relation.RETURNS, ret, around)
 
     @staticmethod
     def _param(param):
@@ -342,7 +378,7 @@ class _File(FileState):
         (the last of a chain `a = b = ...`)."""
         type_node = node.child_by_field_name("type")
         if type_node is not None:
-            return type_ref(type_node, scope)
+            return declared_type(type_refs(type_node, scope))
         right = node.child_by_field_name("right")
         while right is not None and right.type == "assignment":
             right = right.child_by_field_name("right")

@@ -82,11 +82,14 @@ class Resolver:
         self.module_imports: dict[str, dict[str, str]] = {}
         self.redefined: set[str] = set()  # ids defined in more than one file (the first one counts)
         # What an entity holds (field, parameter) or returns (function, method), as a Value with
-        # the file and language it is read in: its has_type/returns fact, else FileGraph.types.
-        self.values: dict[str, tuple[Value, str, str]] = {}
+        # the file and language it is read in: its has_type/returns fact, else FileGraph.types;
+        # None when its facts name a union's types (FileGraph.unions): it is none of them for certain.
+        self.values: dict[str, tuple[Value, str, str] | None] = {}
         owners: dict[tuple[str, str], set[str]] = defaultdict(set)
         for g in graphs:
             self.imports[g.path], self.stars[g.path] = g.imports, g.star_imports
+            for eid in g.unions:
+                self.values.setdefault(eid, None)
             for f in g.facts:
                 if f.relation in TYPED and f.head not in self.values:
                     self.values[f.head] = (("type", f.ref.text, f.ref.scope), g.path, g.language)
