@@ -174,9 +174,9 @@ def test_decode_undoes_encode(tmp_path):
         assert cache.decode(cache.encode(result)) == result
 
 
-def test_decode_keeps_the_ids_typed_by_a_union():
-    g = python.extract("m.py", b"class C:\n    x: A | B\n", "m")
-    assert g.unions == ["py:m.C.x"]
+def test_decode_keeps_unions_and_dynamic_classes():
+    g = python.extract("m.py", b"class C(metaclass=M):\n    x: A | B\n", "m")
+    assert (g.unions, g.dynamic) == (["py:m.C.x"], ["py:m.C"])
     assert cache.decode(cache.encode(({"path": "m.py"}, g))) == ({"path": "m.py"}, g)
 
 

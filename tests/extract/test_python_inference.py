@@ -520,3 +520,68 @@ class C:
         ("py:m.make", "exact"),
         ("py:?.get", "unresolved"),
     }
+
+
+def test_a_dynamic_class_invents_no_member_of_its_base(tmp_path):
+    """A class with a metaclass or its own `__getattr__`/`__getattribute__` (or a corpus base that
+    has one) makes members at run time: a member it lacks is not its one outside base's."""
+    source = """\
+import _jpype
+import ext
+
+
+class Meta(type):
+    pass
+
+
+class JClass(_jpype._JClass, metaclass=Meta):
+    def own(self):
+        pass
+
+
+class Sub(JClass):
+    def f(self):
+        self.forName()
+        self.own()
+
+
+class Lazy(ext.Base):
+    def __getattr__(self, name):
+        pass
+
+    def f(self):
+        self.anything()
+
+
+class Proxy(ext.Base):
+    @staticmethod
+    def __getattribute__(self, name):
+        pass
+
+    def f(self):
+        self.anything()
+
+
+class Plain(ext.Base):
+    def f(self):
+        self.save()
+
+
+def use(j: JClass, p: Plain, s: Sub):
+    j.forName()
+    s.own()
+    p.save()
+"""
+    tables = extract_tables(tmp_path, {"m.py": source})
+    assert resolved(tables, "py:m.Sub.f", Relation.CALLS) == {
+        ("py:?.forName", "unresolved"),
+        ("py:m.JClass.own", "hierarchy"),
+    }
+    assert resolved(tables, "py:m.Lazy.f", Relation.CALLS) == {("py:?.anything", "unresolved")}
+    assert resolved(tables, "py:m.Proxy.f", Relation.CALLS) == {("py:?.anything", "unresolved")}
+    assert resolved(tables, "py:m.Plain.f", Relation.CALLS) == {("py:ext.Base.save", "hierarchy")}
+    assert resolved(tables, "py:m.use", Relation.CALLS) == {
+        ("py:?.forName", "unresolved"),
+        ("py:m.JClass.own", "inferred"),
+        ("py:ext.Base.save", "inferred"),
+    }

@@ -124,6 +124,30 @@ def test_a_value_that_names_itself_ends(resolver):
     )
 
 
+def test_a_dynamic_class_and_its_subclasses_have_no_member_outside_the_corpus():
+    """FileGraph.dynamic: members made at run time are no member of the class's one base outside
+    the corpus, for the class or a corpus class below it."""
+    g = graph(
+        "p/d.py",
+        [
+            ent("py:d", "module", None, "p/d.py"),
+            ent("py:d.J", "class", "py:d", "p/d.py"),
+            ent("py:d.Sub", "class", "py:d", "p/d.py"),
+        ],
+        [
+            Fact("py:d.J", int(Relation.INHERITS), Ref("dotted", "ext.Base", "py:d"), 1),
+            Fact("py:d.Sub", int(Relation.INHERITS), Ref("dotted", "J", "py:d"), 1),
+        ],
+        imports={"ext": "py:ext"},
+        dynamic=["py:d.J"],
+    )
+    r = Resolver([g], SPECS, max_depth=8)
+    r.hierarchy([g])
+    for cls in ("py:d.J", "py:d.Sub"):
+        assert r.resolve(Ref("self", "m", cls), "p/d.py", "python") == ("py:?.m", "unresolved")
+        assert r.resolve(typed("m", ("self", cls), "py:d"), "p/d.py", "python") == ("py:?.m", "unresolved")
+
+
 def test_calling_a_builtin_class_instantiates_it(resolver):
     assert (
         resolver.relabel("py:m.make", Relation.CALLS, "py:builtins.ValueError", "python")

@@ -82,7 +82,18 @@ def encode(result: tuple[dict, FileGraph | None]) -> bytes:
         for e in g.entities
     ]
     facts = [(f.head, f.relation, tuple(f.ref), f.line, f.span) for f in g.facts]
-    graph = (g.path, g.language, entities, facts, g.imports, g.star_imports, g.types, g.unions, g.error_nodes)
+    graph = (
+        g.path,
+        g.language,
+        entities,
+        facts,
+        g.imports,
+        g.star_imports,
+        g.types,
+        g.unions,
+        g.dynamic,
+        g.error_nodes,
+    )
     return pickle.dumps((row, graph), protocol=5)
 
 
@@ -93,7 +104,7 @@ def decode(payload: bytes) -> tuple[dict, FileGraph | None]:
         raise TypeError("not a FileResult")
     if graph is None:
         return row, None
-    path, language, entities, facts, imports, stars, types, unions, errors = graph
+    path, language, entities, facts, imports, stars, types, unions, dynamic, errors = graph
     g = FileGraph(
         path,
         language,
@@ -103,6 +114,7 @@ def decode(payload: bytes) -> tuple[dict, FileGraph | None]:
         list(stars),
         dict(types),
         list(unions),
+        list(dynamic),
         errors,
     )
     g.facts = [Fact(h, rel, Ref(*ref), line, span) for h, rel, ref, line, span in facts]

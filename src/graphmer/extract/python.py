@@ -84,6 +84,7 @@ QUERY = Query(
 )
 STRING_PARSER = Parser(LANGUAGE)  # string annotations, parsed on their own
 UNIONS = ("Optional", "Union")  # typing's forms whose arguments are the types a value may have
+ATTRIBUTE_HOOKS = ("__getattr__", "__getattribute__")  # a class defining one makes its own members
 BUILTINS = frozenset(dir(builtins))
 PACKED = {"list_splat_pattern": "tuple", "dictionary_splat_pattern": "dict"}  # `*args`, `**kwargs`
 PREFIX = "py:"
@@ -275,6 +276,8 @@ class _File(FileState):
             name = dotted(base_expr(base))
             if name and name.rsplit(".", 1)[-1] not in ("object", "Protocol"):
                 self.g.add(eid, Relation.INHERITS, Ref("dotted", name, self.parent[eid]), base)
+        if self._is_dynamic(node):
+            self.g.dynamic.append(eid)
         body = node.child_by_field_name("body")
         for stmt in body.named_children if body is not None else []:
             if stmt.type == "expression_statement" and stmt.named_children:
@@ -282,6 +285,23 @@ class _File(FileState):
                 left = assign.child_by_field_name("left") if assign.type == "assignment" else None
                 if left is not None and left.type == "identifier":
                     self._field(eid, left, assign.child_by_field_name("type"))
+
+    @staticmethod
+    def _is_dynamic(node) -> bool:
+        """A class whose members may be made at run time: declared with `metaclass=`, or defining
+        `__getattr__` or `__getattribute__` in its body."""
+        bases = node.child_by_field_name("superclasses")
+        for arg in bases.named_children if bases is not None else []:
+            if arg.type == "keyword_argument" and text(arg.child_by_field_name("name")) == "metaclass":
+                return True
+        body = node.child_by_field_name("body")
+        for stmt in body.named_children if body is not None else []:
+            if stmt.type == "decorated_definition":
+                stmt = stmt.child_by_field_name("definition") or stmt
+            name = stmt.child_by_field_name("name") if stmt.type == "function_definition" else None
+            if name is not None and text(name) in ATTRIBUTE_HOOKS:
+                return True
+        return False
 
     def _field(self, cls: str, name_node, type_node=None) -> None:
         fid = self.field(cls, name_node, name_node)

@@ -72,6 +72,7 @@ class FileGraph:
     star_imports: list[str] = field(default_factory=list)  # modules whose names are all imported
     types: dict[str, Value] = field(default_factory=dict)  # field id -> what it holds (no has_type)
     unions: list[str] = field(default_factory=list)  # ids typed (has_type/returns) by a union: no Value
+    dynamic: list[str] = field(default_factory=list)  # classes that may make members at run time
     error_nodes: int = 0
 
     def add(self, head: str, relation: Relation, ref: Ref, node=None, span_node=None) -> None:

@@ -14,7 +14,9 @@ of the class inferred for it. A member of an unknown receiver (`b"".join`,
 `client.get` of an undescribed local) is never resolved by its name alone: the
 only `join` of the corpus is rarely the one called. A member missing from a
 corpus class whose one base outside the corpus is known is that base's member
-(`self.assertEqual` in a `unittest.TestCase`). Every triple records how its tail
+(`self.assertEqual` in a `unittest.TestCase`), unless the class or a corpus base of
+it is dynamic (FileGraph.dynamic: a metaclass or its own `__getattr__` may make the
+member at run time). Every triple records how its tail
 was found: `exact`, `import`, `hierarchy`, `inferred` (through a receiver's
 inferred class), `name` or `unresolved`.
 """
@@ -81,6 +83,7 @@ class Resolver:
         self.stars: dict[str, list[str]] = {}
         self.module_imports: dict[str, dict[str, str]] = {}
         self.redefined: set[str] = set()  # ids defined in more than one file (the first one counts)
+        self.dynamic: set[str] = set()  # classes that may make members at run time (FileGraph.dynamic)
         # What an entity holds (field, parameter) or returns (function, method), as a Value with
         # the file and language it is read in: its has_type/returns fact, else FileGraph.types;
         # None when its facts name a union's types (FileGraph.unions): it is none of them for certain.
@@ -88,6 +91,7 @@ class Resolver:
         owners: dict[tuple[str, str], set[str]] = defaultdict(set)
         for g in graphs:
             self.imports[g.path], self.stars[g.path] = g.imports, g.star_imports
+            self.dynamic.update(g.dynamic)
             for eid in g.unions:
                 self.values.setdefault(eid, None)
             for f in g.facts:
@@ -294,8 +298,12 @@ class Resolver:
 
     def outside(self, cls: str, name: str, how: str) -> tuple[str, str] | None:
         """`name` of a corpus class that does not define or inherit it in the corpus: the member of
-        its one base outside the corpus, when it has exactly one (else which one is unknown)."""
-        external = [a for a in self.ancestors(cls) if a not in self.entities and "?." not in a]
+        its one base outside the corpus, when it has exactly one (else which one is unknown) and
+        neither the class nor a corpus base is dynamic (what it lacks may be made at run time)."""
+        ancestors = self.ancestors(cls)
+        if cls in self.dynamic or not self.dynamic.isdisjoint(ancestors):
+            return None
+        external = [a for a in ancestors if a not in self.entities and "?." not in a]
         return (f"{external[0]}.{name}", how) if len(external) == 1 else None
 
     # ----------------------------------------------------------------- inferred receivers
