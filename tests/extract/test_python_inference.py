@@ -523,10 +523,12 @@ class C:
 
 
 def test_a_dynamic_class_invents_no_member_of_its_base(tmp_path):
-    """A class with a metaclass or its own `__getattr__`/`__getattribute__` (or a corpus base that
-    has one) makes members at run time: a member it lacks is not its one outside base's."""
+    """A class with a metaclass or its own `__getattribute__` (or a corpus base that has one) makes
+    members at run time: a member it lacks is not its one outside base's. `__getattr__` runs only
+    once the bases lack the member, and ABCMeta makes none: those classes' members stay the base's."""
     source = """\
 import _jpype
+import abc
 import ext
 
 
@@ -567,6 +569,11 @@ class Plain(ext.Base):
         self.save()
 
 
+class Abstract(ext.Base, metaclass=abc.ABCMeta):
+    def f(self):
+        self.save()
+
+
 def use(j: JClass, p: Plain, s: Sub):
     j.forName()
     s.own()
@@ -577,9 +584,10 @@ def use(j: JClass, p: Plain, s: Sub):
         ("py:?.forName", "unresolved"),
         ("py:m.JClass.own", "hierarchy"),
     }
-    assert resolved(tables, "py:m.Lazy.f", Relation.CALLS) == {("py:?.anything", "unresolved")}
+    assert resolved(tables, "py:m.Lazy.f", Relation.CALLS) == {("py:ext.Base.anything", "hierarchy")}
     assert resolved(tables, "py:m.Proxy.f", Relation.CALLS) == {("py:?.anything", "unresolved")}
     assert resolved(tables, "py:m.Plain.f", Relation.CALLS) == {("py:ext.Base.save", "hierarchy")}
+    assert resolved(tables, "py:m.Abstract.f", Relation.CALLS) == {("py:ext.Base.save", "hierarchy")}
     assert resolved(tables, "py:m.use", Relation.CALLS) == {
         ("py:?.forName", "unresolved"),
         ("py:m.JClass.own", "inferred"),

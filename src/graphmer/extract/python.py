@@ -84,7 +84,8 @@ QUERY = Query(
 )
 STRING_PARSER = Parser(LANGUAGE)  # string annotations, parsed on their own
 UNIONS = ("Optional", "Union")  # typing's forms whose arguments are the types a value may have
-ATTRIBUTE_HOOKS = ("__getattr__", "__getattribute__")  # a class defining one makes its own members
+ATTRIBUTE_HOOK = "__getattribute__"  # a class defining it decides every member lookup itself
+PLAIN_METACLASSES = ("ABCMeta",)  # metaclasses that make no members (abc.ABCMeta)
 BUILTINS = frozenset(dir(builtins))
 PACKED = {"list_splat_pattern": "tuple", "dictionary_splat_pattern": "dict"}  # `*args`, `**kwargs`
 PREFIX = "py:"
@@ -288,18 +289,21 @@ class _File(FileState):
 
     @staticmethod
     def _is_dynamic(node) -> bool:
-        """A class whose members may be made at run time: declared with `metaclass=`, or defining
-        `__getattr__` or `__getattribute__` in its body."""
+        """A class whose members may be made at run time: declared with a `metaclass=` other than
+        ABCMeta, or defining `__getattribute__` in its body. Not `__getattr__`: Python calls it
+        only once the class and its bases lack the member, so the bases' members stay theirs."""
         bases = node.child_by_field_name("superclasses")
         for arg in bases.named_children if bases is not None else []:
             if arg.type == "keyword_argument" and text(arg.child_by_field_name("name")) == "metaclass":
-                return True
+                meta = dotted(arg.child_by_field_name("value")) or ""
+                if meta.rsplit(".", 1)[-1] not in PLAIN_METACLASSES:
+                    return True
         body = node.child_by_field_name("body")
         for stmt in body.named_children if body is not None else []:
             if stmt.type == "decorated_definition":
                 stmt = stmt.child_by_field_name("definition") or stmt
             name = stmt.child_by_field_name("name") if stmt.type == "function_definition" else None
-            if name is not None and text(name) in ATTRIBUTE_HOOKS:
+            if name is not None and text(name) == ATTRIBUTE_HOOK:
                 return True
         return False
 
