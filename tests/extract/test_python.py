@@ -209,8 +209,9 @@ def typed_triples(tmp_path, source: str) -> dict[str, set[tuple[str, str]]]:
 
 
 def test_annotations_are_looked_up_where_the_definition_stands(tmp_path):
-    """A signature's annotations are evaluated in the scope around the function, a class body's
-    outside the class: a parameter, field or method of the annotation's name is not its type."""
+    """A signature's annotations are evaluated in the scope around the function, a class body's in
+    the class body, where the field or method being defined is not bound yet: a parameter, field
+    or method of the annotation's name is not its type, a nested class of the class is."""
     source = """\
 from datetime import date
 
@@ -227,10 +228,22 @@ def make(Foo, x: Foo) -> Foo:
     pass
 
 
+class Order:
+    class Status:  # a second `Status`: no lookup by the corpus's only name finds Item's
+        pass
+
+
 class Item:
+    class Status:
+        pass
+
     date: date
+    status: Status
 
     def dict(self) -> dict:
+        pass
+
+    def set(self, status: Status) -> Status:
         pass
 """
     assert typed_triples(tmp_path, source) == {
@@ -238,12 +251,49 @@ class Item:
             ("py:m.flatten_to_string_key.dict", "py:builtins.dict"),
             ("py:m.make.x", "py:m.Foo"),
             ("py:m.Item.date", "py:datetime.date"),
+            ("py:m.Item.status", "py:m.Item.Status"),
+            ("py:m.Item.set.status", "py:m.Item.Status"),
         },
         "returns": {
             ("py:m.flatten_to_string_key", "py:builtins.dict"),
             ("py:m.make", "py:m.Foo"),
             ("py:m.Item.dict", "py:builtins.dict"),
+            ("py:m.Item.set", "py:m.Item.Status"),
         },
+    }
+
+
+def test_decorators_are_looked_up_around_the_definition(tmp_path):
+    """A decorator is evaluated where its definition stands: a class body's helper decorates the
+    methods below it, and a parameter of the decorated function is not its decorator."""
+    source = """import functools
+
+
+def cache(f):
+    return f
+
+
+class Api:
+    def route(f):
+        return f
+
+    @route
+    def get(self):
+        pass
+
+    @functools.wraps
+    def put(self, route):
+        pass
+
+
+@cache
+def load(cache):
+    pass
+"""
+    assert triples(extract_tables(tmp_path, {"m.py": source}), Relation.DECORATED_BY) == {
+        ("py:m.Api.get", "py:m.Api.route"),
+        ("py:m.Api.put", "py:functools.wraps"),
+        ("py:m.load", "py:m.cache"),
     }
 
 

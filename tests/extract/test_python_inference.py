@@ -593,3 +593,27 @@ def use(j: JClass, p: Plain, s: Sub):
         ("py:m.JClass.own", "inferred"),
         ("py:ext.Base.save", "inferred"),
     }
+
+
+def test_a_parameter_typed_by_a_nested_class_is_its_instance(tmp_path):
+    """A method's annotations are evaluated in its class body, so a nested class of the class
+    types a parameter, and calls on the parameter go through that class (two `Status` classes:
+    no lookup by the corpus's only name could find it)."""
+    source = """\
+class Order:
+    class Status:
+        def ok(self):
+            pass
+
+
+class Item:
+    class Status:
+        def ok(self):
+            pass
+
+    def check(self, s: Status, t: "Status"):
+        s.ok()
+        t.ok()
+"""
+    tables = extract_tables(tmp_path, {"m.py": source})
+    assert resolved(tables, "py:m.Item.check", Relation.CALLS) == {("py:m.Item.Status.ok", "inferred")}

@@ -14,8 +14,10 @@ bindings agree on (an annotation decides alone; `= None` adds nothing); a loop
 target, an unpacking, `+=`, `global` or any other binding makes it unknown, and
 a call on an unknown variable is a `member` Ref, never looked up by its name.
 
-Annotations are looked up where Python evaluates them: a signature's around its function (so
-`def f(dict: dict)` types the parameter as the builtin, not as itself), past class bodies. A union
+Annotations and decorators are looked up where Python evaluates them: around the definition (so
+`def f(dict: dict)` types the parameter as the builtin, not as itself; a class body's annotations
+see its nested classes), past a class body for the definition's own name, which is bound only
+once its annotations are evaluated (`date: date`, `def dict(self) -> dict`). A union
 (`Foo | Bar`, `Union[...]`, `Optional[...]`, in a string too) gives one `has_type`/`returns` fact
 per named type, `None` left out; a value of two or more types describes no receiver (which one it
 is, is unknown), so `Foo | None` is Foo and `Foo | Bar` is neither.
@@ -215,14 +217,17 @@ class _File(FileState):
     def class_of(self, scope: str) -> str | None:
         return self.parent.get(scope) if self.kind.get(scope) == "method" else None
 
-    def outside_classes(self, scope: str) -> str:
-        """The nearest function or module from `scope` out: where the annotations of a definition
-        inside `scope` are looked up. A signature's are evaluated around its function, so no
-        parameter is its own type (`def f(dict: dict)`); class bodies are passed too, so no field
-        or method is the type its annotation names (`date: date`, `def dict(self) -> dict`)."""
-        while self.kind[scope] in ("class", "interface"):
-            scope = self.parent[scope]
-        return scope
+    def annotation_scope(self, ref: Ref, around: str, own: str) -> Ref:
+        """`ref`, a name in an annotation of the definition `own` made in `around`, looked up where
+        Python evaluates it: from `around` (a signature's around its function, so no parameter is
+        its own type; a class body's names, nested classes among them, are seen), but past class
+        bodies when it names `own` itself, bound in the class only once the annotation is
+        evaluated (`date: date`, `def dict(self) -> dict`: the builtin, not the field or method)."""
+        scope = around
+        if ref.text.split(".", 1)[0] == own:
+            while self.kind[scope] in ("class", "interface"):
+                scope = self.parent[scope]
+        return ref._replace(scope=scope)
 
     # ----------------------------------------------------------------- definitions
 
@@ -268,8 +273,8 @@ class _File(FileState):
                 if expr.type == "call":
                     expr = expr.child_by_field_name("function")
                 name = dotted(expr)
-                if name:
-                    self.g.add(eid, Relation.DECORATED_BY, Ref("dotted", name, eid), dec, expr)
+                if name:  # evaluated around the definition, as its annotations are
+                    self.g.add(eid, Relation.DECORATED_BY, Ref("dotted", name, self.parent[eid]), dec, expr)
 
     def _class(self, node, eid: str) -> None:
         bases = node.child_by_field_name("superclasses")
@@ -309,15 +314,16 @@ class _File(FileState):
 
     def _field(self, cls: str, name_node, type_node=None) -> None:
         fid = self.field(cls, name_node, name_node)
-        if type_node is not None and self._typed(
-            fid, Relation.HAS_TYPE, type_node, self.outside_classes(cls)
-        ):
+        if type_node is not None and self._typed(fid, Relation.HAS_TYPE, type_node, cls, text(name_node)):
             self.annotated.add(fid)
 
-    def _typed(self, head: str, relation: Relation, type_node, scope: str) -> list[tuple[Ref, object]]:
+    def _typed(
+        self, head: str, relation: Relation, type_node, around: str, own: str
+    ) -> list[tuple[Ref, object]]:
         """`head`'s has_type (or returns) facts: one per named type of the annotation `type_node`
-        (`type_refs`, looked up from `scope`); a union's head is listed in FileGraph.unions."""
-        refs = type_refs(type_node, scope)
+        of the definition `own` made in `around` (`type_refs`, each looked up as
+        `annotation_scope` says); a union's head is listed in FileGraph.unions."""
+        refs = [(self.annotation_scope(ref, around, own), span) for ref, span in type_refs(type_node, around)]
         for ref, span in refs:
             self.g.add(head, relation, ref, type_node, span)
         if len(refs) > 1:
@@ -325,7 +331,7 @@ class _File(FileState):
         return refs
 
     def _function(self, node, eid: str, kind: str) -> None:
-        around = self.outside_classes(self.parent[eid])
+        around, own = self.parent[eid], eid.rsplit(".", 1)[-1]
         params = node.child_by_field_name("parameters")
         for i, param in enumerate(params.named_children if params is not None else []):
             name_node, type_node = self._param(param)
@@ -335,13 +341,13 @@ class _File(FileState):
                 self.bind(eid, text(name_node), ("self", self.parent[eid]))
                 continue
             pid = self.parameter(eid, name_node, param)
-            refs = self._typed(pid, Relation.HAS_TYPE, type_node, around) if type_node is not None else []
+            refs = [] if type_node is None else self._typed(pid, Relation.HAS_TYPE, type_node, around, own)
             splat = param.named_children[0] if param.type == "typed_parameter" else param
             packed = PACKED.get(splat.type)  # `**kwargs: int` holds a dict, whatever its annotation
             self.bind(eid, text(name_node), Ref("dotted", packed, eid) if packed else declared_type(refs))
         ret = node.child_by_field_name("return_type")
         if ret is not None:
-            self._typed(eid, Relation.RETURNS, ret, around)
+            self._typed(eid, Relation.RETURNS, ret, around, own)
 
     @staticmethod
     def _param(param):
@@ -442,7 +448,10 @@ class _File(FileState):
 
     def home(self, scope: str, name: str) -> str:
         """Where the resolver's lookup of `name` (no variable) from `scope` ends: the nearest function
-        defining it, else the module. Same lookup, and equal types compare equal across methods."""
+        defining it (or the class `scope` itself, an annotation's in a class body), else the module.
+        Same lookup, and equal types compare equal across methods."""
+        if self.kind.get(scope) in ("class", "interface") and f"{scope}.{name}" in self.kind:
+            return scope
         while scope in self.parent:
             if self.kind[scope] in FUNCTIONS and f"{scope}.{name}" in self.kind:
                 return scope
