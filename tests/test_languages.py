@@ -53,6 +53,10 @@ def test_size_cap():
         (b"var a=1;" * 1000, 9000, 9000, None),
         (b"var a=1;" * 100 + b"\n", 500, 9000, "minified"),  # 800 bytes: too short for the mean
         (b"var a=1;" * 100 + b"\n", 900, 300, None),
+        (b"x\n" + b"a" * 500 + b"\nz\n", 500, 9000, None),  # a line of the limit exactly
+        (b"x\n" + b"a" * 501 + b"\nz\n", 500, 9000, "minified"),  # one byte over, mid-file
+        (b"x\n" + b"a" * 501, 500, 9000, "minified"),  # the last line, no newline after it
+        (b"a" * 300 + b"\r" + b"a" * 300 + b"\n", 500, 9000, "minified"),  # only \n ends a line
     ],
 )
 def test_minified_thresholds_come_from_the_config(data, line_bytes, mean_line_bytes, reason):
