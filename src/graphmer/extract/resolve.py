@@ -15,8 +15,8 @@ of the class inferred for it. A member of an unknown receiver (`b"".join`,
 only `join` of the corpus is rarely the one called. A member missing from a
 corpus class whose one base outside the corpus is known is that base's member
 (`self.assertEqual` in a `unittest.TestCase`), unless the class or a corpus base of
-it is dynamic (FileGraph.dynamic: a metaclass or its own `__getattr__` may make the
-member at run time). Every triple records how its tail
+it is dynamic (FileGraph.dynamic: a metaclass other than ABCMeta, or its own
+`__getattribute__`, may make the member at run time). Every triple records how its tail
 was found: `exact`, `import`, `hierarchy`, `inferred` (through a receiver's
 inferred class), `name` or `unresolved`.
 """
