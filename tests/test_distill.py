@@ -555,6 +555,10 @@ def test_stage_metrics_name_the_scorer_and_check_calibration_on_test(staged):
     assert s["dev_mrr"][s["chosen"]] == max(s["dev_mrr"]["model"], s["dev_mrr"]["model+rules"])
     # dev: m7 (key, value of put; key of get; value of check7; get, check7 return int)
     assert s["dev_questions"] == 6
+    # reported to 6 decimals (no float noise in `dvc metrics diff`), and some weight is not zero
+    tables = (s["weights"], m["test"]["rules"]["weights"])
+    reported = [w for table in tables for r in table.values() for w in r.values()]
+    assert all(w == round(w, 6) for w in reported) and any(w != 0 for w in reported)
     test = m["test"]
     rejected = m["rejected_hidden_fact_predictions"]["test"]
     assert test["questions"] == 6 and test["predictions"] + sum(rejected.values()) == 6 * CFG.top_k

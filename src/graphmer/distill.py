@@ -1035,13 +1035,20 @@ def paired_differences(a: dict[str, np.ndarray], b: dict[str, np.ndarray], seed:
     return {k: paired_interval(a[k] - b[k], seed) for k in a}
 
 
+def reported_weights(scorer: Scorer) -> dict[str, dict[str, float]]:
+    """A scorer's weights for the metrics file, {relation: {basis column: weight}}, to 6 decimals:
+    the CPU's run-to-run noise (about 1e-8) is then no change in `dvc metrics diff`.
+    models/calibration.json keeps the weights the scorer uses, unrounded."""
+    return {k: {b: round(w, 6) for b, w in zip(BASIS, v)} for k, v in scorer.weights.items()}
+
+
 def versus_rules(chosen: Checked, rules: Checked, asked: list[Asked], cfg: DistillConfig) -> dict:
     """The rules alone (weights fitted and calibrated on dev exactly like the chosen scorer's) on
     the same test questions: their figures, and the chosen scorer minus them per question with a
     paired interval: reciprocal rank, and a right triple kept at each threshold (recall)."""
     return {
         "rules": {
-            "weights": {k: dict(zip(BASIS, v)) for k, v in rules.scorer.weights.items()},
+            "weights": reported_weights(rules.scorer),
             "mrr": mean_rr(asked, rules.scorer),
             **selective_metrics(rules.test_preds, rules.test_probs, asked, cfg),
         },
@@ -1381,7 +1388,7 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
         "scorer": {
             "chosen": scorer.name,
             "dev_mrr": dev_mrr,
-            "weights": {k: dict(zip(BASIS, v)) for k, v in scorer.weights.items()},
+            "weights": reported_weights(scorer),
             "dev_questions": len(dev),
             "dev_versus_rules": dev_versus_rules,
         },
@@ -1393,7 +1400,7 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
                 RELATION_NAMES[r]: calibrator.source(RELATION_NAMES[r])
                 for r in sorted({p.slot.relation for p in dev_preds})
             },
-            "dev_ece": ece(dev_probs, [p.correct for p in dev_preds], cfg.bins),
+            "dev_ece": round(ece(dev_probs, [p.correct for p in dev_preds], cfg.bins), 6),  # ~0 by fit
             "bins": cfg.bins,
         },
         "test": check_metrics(chosen.test_preds, chosen.test_probs, test, scorer, cfg)
