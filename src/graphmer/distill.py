@@ -1382,6 +1382,7 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
     atomic.write_parquet(paths.distilled, distilled_table(ctx.corpus, files, filled["kept"]))
     save_fitted(paths.calibration, scorer, calibrator, model_digest(paths.models), cfg)
     dev_probs = probabilities(dev_preds, calibrator)
+    dev_ece = ece(dev_probs, [p.correct for p in dev_preds], cfg.bins)  # ~0 by fit: 1e-16 noise
     metrics = {
         "seed": cfg.seed,
         "top_k": cfg.top_k,
@@ -1400,7 +1401,7 @@ def distill(cfg: DistillConfig, paths: PathsConfig = PathsConfig(), progress: bo
                 RELATION_NAMES[r]: calibrator.source(RELATION_NAMES[r])
                 for r in sorted({p.slot.relation for p in dev_preds})
             },
-            "dev_ece": round(ece(dev_probs, [p.correct for p in dev_preds], cfg.bins), 6),  # ~0 by fit
+            "dev_ece": None if dev_ece is None else round(dev_ece, 6),
             "bins": cfg.bins,
         },
         "test": check_metrics(chosen.test_preds, chosen.test_probs, test, scorer, cfg)
