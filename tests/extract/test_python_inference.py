@@ -495,25 +495,15 @@ def test_a_union_gives_no_receiver_class(tmp_path):
     classes: both define each method, so neither the first member nor the last may be taken."""
     source = """\
 class Foo:
-    def a(self):
-        pass
-
-    def b(self):
-        pass
-
-    def c(self):
-        pass
+    def a(self): ...
+    def b(self): ...
+    def c(self): ...
 
 
 class Bar(Foo):
-    def a(self):
-        pass
-
-    def b(self):
-        pass
-
-    def c(self):
-        pass
+    def a(self): ...
+    def b(self): ...
+    def c(self): ...
 
 
 def make() -> Foo | Bar:

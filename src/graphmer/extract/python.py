@@ -31,6 +31,7 @@ import tree_sitter_python
 from tree_sitter import Language, Parser, Query
 
 from graphmer.extract.records import (
+    CLASSES,
     FUNCTIONS,
     FileGraph,
     FileState,
@@ -225,7 +226,7 @@ class _File(FileState):
         evaluated (`date: date`, `def dict(self) -> dict`: the builtin, not the field or method)."""
         scope = around
         if ref.text.split(".", 1)[0] == own:
-            while self.kind[scope] in ("class", "interface"):
+            while self.kind[scope] in CLASSES:
                 scope = self.parent[scope]
         return ref._replace(scope=scope)
 
@@ -244,7 +245,7 @@ class _File(FileState):
             if node.type == "class_definition":
                 kind = "interface" if self._is_protocol(node) else "class"
             else:
-                kind = "method" if pkind in ("class", "interface") else "function"
+                kind = "method" if pkind in CLASSES else "function"
             self.define(eid, kind, name, node, parent, name_node)
             if (
                 kind in ("function", "method")
@@ -417,7 +418,7 @@ class _File(FileState):
     def _place(self, name: str) -> None:
         for node, binding in self.pending.pop(name):
             scope, _ = self.scopes.at(node.start_byte)
-            if self.kind[scope] in ("class", "interface"):  # a class body binds no variable
+            if self.kind[scope] in CLASSES:  # a class body binds no variable
                 continue
             if binding is not None and binding.type == "assignment":
                 binding = self._assigned(binding, scope)
@@ -450,7 +451,7 @@ class _File(FileState):
         """Where the resolver's lookup of `name` (no variable) from `scope` ends: the nearest function
         defining it (or the class `scope` itself, an annotation's in a class body), else the module.
         Same lookup, and equal types compare equal across methods."""
-        if self.kind.get(scope) in ("class", "interface") and f"{scope}.{name}" in self.kind:
+        if self.kind.get(scope) in CLASSES and f"{scope}.{name}" in self.kind:
             return scope
         while scope in self.parent:
             if self.kind[scope] in FUNCTIONS and f"{scope}.{name}" in self.kind:

@@ -231,6 +231,7 @@ class FileState:
 
 
 FUNCTIONS = ("function", "method")
+CLASSES = ("class", "interface")
 
 
 def exact(target: str) -> Ref:

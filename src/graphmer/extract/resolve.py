@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from graphmer.extract.records import Entity, Fact, FileGraph, Ref, Value, is_test_path
+from graphmer.extract.records import CLASSES, Entity, Fact, FileGraph, Ref, Value, is_test_path
 from graphmer.relations import Relation
 
 
@@ -61,7 +61,6 @@ ENTITY_COLUMNS = ("id", "kind", "name", "language", "file", "start_line", "end_l
 TAIL_DECIDES = frozenset({Relation.CALLS, Relation.INHERITS, Relation.ACCESSES, Relation.TESTS})
 HIERARCHY = frozenset({Relation.INHERITS, Relation.IMPLEMENTS})
 CALLABLE = ("function", "method", "class", "interface")
-CLASSES = ("class", "interface")
 NOT_CALLED = ("parameter", "field", "module", "package")
 OWNERS = ("class", "interface", "object")  # what a global name before a `.` may be (`Widgets.init`)
 TYPED = frozenset({Relation.HAS_TYPE, Relation.RETURNS})
